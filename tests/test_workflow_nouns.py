@@ -1,0 +1,101 @@
+"""The noun stage run through Snakemake: outputs, metadata, and what a config change reruns."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from project import snakemake
+
+from novic.dictionary import NOUN_SCHEMA, read_nouns
+from novic.io import read_metadata
+from novic.nouns import canonical, noun_multiplicities
+
+pytestmark = pytest.mark.slow
+
+
+def test_dictionary_outputs(noun_project):
+    path = noun_project / "results/nouns/dictionary.parquet"
+    table = read_nouns(path)
+    assert pq.read_schema(path).remove_metadata() == NOUN_SCHEMA.remove_metadata()
+    meta = read_metadata(path)
+    assert meta["novic.artifact"] == "dictionary"
+    assert meta["novic.wordnet_version"] == "3.0"
+    assert len(meta["novic.content_sha256"]) == 64
+    rows = table.to_pylist()
+    assert len(rows) > 1000
+    assert [r["id"] for r in rows] == list(range(1, len(rows) + 1))
+    targets = [r["target_noun"] for r in rows]
+    assert len(set(targets)) == len(targets)
+    by_target = {r["target_noun"]: r for r in rows}
+    # tests/config.yaml selects the animal and food lexnames
+    assert "dog" in by_target and "apple" in by_target
+    assert "mice" in by_target["mouse"]["plurals"]
+    assert "dogs" in by_target["dog"]["plurals"]
+    assert "hammer" not in by_target  # an artifact
+    for row in rows:
+        assert canonical(row["target_noun"]) == row["target_noun"]
+        assert all(canonical(form) == row["target_noun"] for form in row["singulars"])
+        assert len(row["singulars_freq"]) == len(row["singulars"]) >= 1
+        assert len(row["plurals_freq"]) == len(row["plurals"])
+        assert min(row["singulars_freq"] + row["plurals_freq"]) >= 1
+    stats = json.loads((noun_project / "results/nouns/dictionary.stats.json").read_text())
+    assert stats["nouns"] == len(rows)
+
+
+def test_vocabularies_are_nested_subsets(noun_project):
+    dictionary = read_nouns(noun_project / "results/nouns/dictionary.parquet")
+    ids = {}
+    for threshold in (9, 12):
+        path = noun_project / f"results/vocab/ft{threshold}.parquet"
+        vocab = read_nouns(path)
+        assert all(m > threshold for m in noun_multiplicities(vocab))
+        meta = read_metadata(path)
+        assert meta["novic.threshold"] == str(threshold)
+        assert (
+            meta["novic.dictionary_sha256"]
+            == read_metadata(noun_project / "results/nouns/dictionary.parquet")[
+                "novic.content_sha256"
+            ]
+        )
+        stats = json.loads((noun_project / f"results/vocab/ft{threshold}.stats.json").read_text())
+        assert stats["nouns"] == vocab.num_rows > 0
+        ids[threshold] = set(vocab.column("id").to_pylist())
+    all_ids = dictionary.column("id").to_pylist()
+    multiplicities = noun_multiplicities(dictionary)
+    expected = {i for i, m in zip(all_ids, multiplicities, strict=True) if m > 9}
+    assert ids[9] == expected
+    assert ids[12] < ids[9]
+
+
+def test_changing_thresholds_rebuilds_only_vocabularies(noun_project):
+    assert snakemake(noun_project, dryrun=True) == []  # everything is up to date
+    override = noun_project / "thresholds.yaml"
+    override.write_text(yaml.safe_dump({"vocab": {"thresholds": [6, 9]}}))
+    updated = snakemake(
+        noun_project, configfiles=["tests/config.yaml", "thresholds.yaml"], dryrun=True
+    )
+    assert set(updated) == {"results/vocab/ft6.parquet", "results/vocab/ft6.stats.json"}
+
+
+def test_changing_the_rules_rebuilds_the_dictionary(noun_project):
+    override = noun_project / "rules.yaml"
+    override.write_text(yaml.safe_dump({"nouns": {"lexnames": ["animal", "food", "plant"]}}))
+    updated = snakemake(noun_project, configfiles=["tests/config.yaml", "rules.yaml"], dryrun=True)
+    assert "results/nouns/dictionary.parquet" in updated
+    assert "results/vocab/ft9.parquet" in updated
+
+
+def test_unknown_synset_in_rules_names_file_and_line(noun_project, tmp_path):
+    rules = noun_project / "resources/bad_rules.txt"
+    rules.write_text("N feeling.n.01\nY no_such_thing.n.01\n")
+    override = noun_project / "bad_rules.yaml"
+    override.write_text(yaml.safe_dump({"nouns": {"rules": "resources/bad_rules.txt"}}))
+    with pytest.raises(Exception):  # noqa: B017 (Snakemake wraps the job failure)
+        snakemake(
+            noun_project,
+            ["results/nouns/dictionary.parquet"],
+            configfiles=["tests/config.yaml", "bad_rules.yaml"],
+        )
+    log = (noun_project / "results/logs/extract_nouns.log").read_text()
+    assert "resources/bad_rules.txt:2: unknown synset no_such_thing.n.01" in log

@@ -1,0 +1,37 @@
+rule extract_nouns:
+    input:
+        rules=config["nouns"]["rules"],
+        class_lists=config["nouns"]["class_lists"],
+    output:
+        dictionary="results/nouns/dictionary.parquet",
+        stats="results/nouns/dictionary.stats.json",
+    log:
+        "results/logs/extract_nouns.log",
+    benchmark:
+        "results/benchmarks/extract_nouns.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        nouns=config["nouns"],
+    script:
+        "../scripts/extract_nouns.py"
+
+
+rule threshold_vocab:
+    input:
+        dictionary="results/nouns/dictionary.parquet",
+    output:
+        vocab="results/vocab/ft{threshold}.parquet",
+        stats="results/vocab/ft{threshold}.stats.json",
+    log:
+        "results/logs/threshold_vocab/ft{threshold}.log",
+    wildcard_constraints:
+        threshold=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    script:
+        "../scripts/threshold_vocab.py"

@@ -1,0 +1,20 @@
+"""Snakemake adapter: WordNet object nouns -> results/nouns/dictionary.parquet."""
+
+import logging
+
+from novic.dictionary import META_ARTIFACT, META_CONTENT
+from novic.io import sha256_file, sha256_json, write_json, write_parquet
+from novic.logs import log_to
+from novic.nouns import extract_dictionary, vocab_stats
+
+log_to(snakemake.log[0])
+cfg = snakemake.params.nouns
+table, metadata = extract_dictionary(cfg)
+metadata |= {
+    META_ARTIFACT: "dictionary",
+    META_CONTENT: sha256_json(table.to_pydict()),
+    "novic.rules_sha256": sha256_file(cfg["rules"]),
+}
+write_parquet(table, snakemake.output.dictionary, metadata)
+write_json(vocab_stats(table) | metadata, snakemake.output.stats)
+logging.info("%d nouns written to %s", table.num_rows, snakemake.output.dictionary)

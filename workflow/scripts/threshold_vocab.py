@@ -1,0 +1,30 @@
+"""Snakemake adapter: the dictionary -> vocabulary FT{T} (nouns with multiplicity above T)."""
+
+import logging
+
+from novic.dictionary import META_ARTIFACT, META_CONTENT, META_THRESHOLD, META_WORDNET, read_nouns
+from novic.io import read_metadata, sha256_json, write_json, write_parquet
+from novic.logs import log_to
+from novic.nouns import REFERENCE_VOCAB_SIZES, threshold_vocab, vocab_stats
+
+log_to(snakemake.log[0])
+threshold = int(snakemake.wildcards.threshold)
+source = read_metadata(snakemake.input.dictionary)
+vocab = threshold_vocab(read_nouns(snakemake.input.dictionary), threshold)
+metadata = {
+    META_ARTIFACT: "vocab",
+    META_THRESHOLD: str(threshold),
+    META_CONTENT: sha256_json(vocab.to_pydict()),
+    META_WORDNET: source[META_WORDNET],
+    "novic.dictionary_sha256": source[META_CONTENT],
+}
+write_parquet(vocab, snakemake.output.vocab, metadata)
+stats = vocab_stats(vocab) | {"threshold": threshold, "wordnet_version": source[META_WORDNET]}
+stats["reference_nouns"] = REFERENCE_VOCAB_SIZES.get(threshold)
+write_json(stats, snakemake.output.stats)
+logging.info(
+    "FT%d: %d nouns (reference, WordNet 3.1 + Google Web 1T: %s)",
+    threshold,
+    vocab.num_rows,
+    stats["reference_nouns"] or "not reported",
+)
