@@ -8,6 +8,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/nouns.smk"
+include: "workflow/rules/prompts.smk"
 
 
 rule all:

@@ -197,3 +197,21 @@ def open_wordnet(
             yield WordNet(reader, reader.get_version(), f"dict directory {dict_dir}")
         finally:
             nltk.data.path.remove(tmp)
+
+
+def lemma_senses(
+    reader: WordNetCorpusReader, counts: dict[str, int], lemma_name: str
+) -> list[tuple[str, int]]:
+    """Every sense of a lemma name in every part of speech: (synset name, usage count)."""
+    senses = []
+    key = lemma_name.lower()
+    for pos, offsets in reader._lemma_pos_offset_map.get(key, {}).items():
+        for offset in offsets:
+            synset = reader.synset_from_pos_and_offset(pos, offset)
+            count = sum(
+                counts.get(lemma.key(), 0)
+                for lemma in synset.lemmas()
+                if lemma.name().lower() == key
+            )
+            senses.append((synset.name(), count))
+    return senses

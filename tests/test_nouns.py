@@ -281,3 +281,21 @@ def test_build_dictionary_boosts_and_adds_class_nouns():
         total = sum(row["singulars_freq"]) + sum(row["plurals_freq"])
         assert total >= max(round(multiplicity(row["frequency"])), 1) - 1
         assert all(m >= 1 for m in row["singulars_freq"] + row["plurals_freq"])
+
+
+def test_sense_share_discounts_other_senses():
+    from novic.nouns import sense_share
+
+    # "dog": the animal sense (42 uses) and 5 other selected senses vs a verb sense (2 uses)
+    assert sense_share([(True, 42), *[(True, 0)] * 5, (False, 2)]) == pytest.approx(48 / 51)
+    # "have": one unused noun sense vs verb senses used 1202 and 377 times
+    assert sense_share([(True, 0), (False, 1202), (False, 377)]) == pytest.approx(1 / 1582)
+    assert sense_share([]) == 1.0
+
+
+def test_read_word_list(tmp_path):
+    from novic.nouns import read_word_list
+
+    path = tmp_path / "words.txt"
+    path.write_text("# comment\nOr\n\ncan  # modal\n")
+    assert read_word_list(path) == {"or", "can"}

@@ -1,6 +1,7 @@
 rule extract_nouns:
     input:
         rules=config["nouns"]["rules"],
+        function_words=config["nouns"]["function_words"],
         class_lists=config["nouns"]["class_lists"],
     output:
         dictionary="results/nouns/dictionary.parquet",

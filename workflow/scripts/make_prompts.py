@@ -1,0 +1,21 @@
+"""Snakemake adapter of rule make_prompts: one multiset Mm of one vocabulary FT{T}."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (logging, progress bar)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from novic.io import write_json  # noqa: E402
+from novic.prompts import make_prompts  # noqa: E402
+
+stats = make_prompts(
+    vocab=snakemake.input.vocab,
+    templates=snakemake.input.templates,
+    shards=list(snakemake.output.shards),
+    heldout=snakemake.output.heldout,
+    m=int(snakemake.wildcards.m),
+    settings=snakemake.params.prompts,
+)
+logging.info("wrote %d rows (%d held out)", stats["rows"], stats["heldout_rows"])
+write_json(stats, snakemake.output.stats)
