@@ -57,3 +57,15 @@ def test_nltk_source_without_corpus_says_how_to_fix():
 def test_unknown_source():
     with pytest.raises(ValueError, match=r"nouns\.wordnet\.source"), open_wordnet("web"):
         pass
+
+
+@needs_debian_wordnet
+def test_cli_shows_a_synset_and_its_rules(capsys):
+    from novic.cli import main
+
+    rules = Path(__file__).resolve().parent.parent / "resources/synset_rules.txt"
+    assert main(["synset", "currency.n.01", "--rules", str(rules), "--source", "dict"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("currency.n.01  [noun.possession]  WordNet 3.0")
+    assert "Y currency.n.01" in out and "N money.n.01" in out
+    assert main(["synset", "no_such.n.01", "--rules", "", "--source", "dict"]) == 2
