@@ -64,8 +64,8 @@ def test_cli_shows_a_synset_and_its_rules(capsys):
     from novic.cli import main
 
     rules = Path(__file__).resolve().parent.parent / "resources/synset_rules.txt"
-    assert main(["synset", "currency.n.01", "--rules", str(rules), "--source", "dict"]) == 0
+    assert main(["synset", "budget.n.01", "--rules", str(rules), "--source", "dict"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("currency.n.01  [noun.possession]  WordNet 3.0")
-    assert "Y currency.n.01" in out and "N money.n.01" in out
+    assert out.startswith("budget.n.01  [noun.possession]  WordNet 3.0")
+    assert "N money.n.01" in out and "subtree: 0 synsets" in out
     assert main(["synset", "no_such.n.01", "--rules", "", "--source", "dict"]) == 2
