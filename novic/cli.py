@@ -33,6 +33,45 @@ def show_synset(args: argparse.Namespace) -> int:
     return 0
 
 
+def classify(args: argparse.Namespace) -> int:
+    """Print the top nouns of each image (novic.classify)."""
+    from novic.classify import classify_command
+
+    try:
+        return classify_command(
+            args.model,
+            args.images,
+            args.gencfg,
+            args.top_k,
+            args.json,
+            args.batch_size,
+            args.device,
+            args.guide,
+            args.cache_dir,
+        )
+    except (OSError, ValueError, RuntimeError) as error:  # bad model, config or embedder
+        print(f"novic classify: {error}", file=sys.stderr)
+        return 2
+
+
+def add_classify(commands: argparse._SubParsersAction) -> None:
+    from novic.decoding import DEFAULT_GENCFG
+
+    cmd = commands.add_parser("classify", help="name the objects in images with a trained model")
+    cmd.add_argument("images", nargs="+", help="image files")
+    cmd.add_argument(
+        "--model", required=True, help="decoder checkpoint (results/models/RUN/decoder.pt)"
+    )
+    cmd.add_argument("--gencfg", default=DEFAULT_GENCFG, help="generation config name")
+    cmd.add_argument("--top-k", type=int, default=5, help="nouns shown per image")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.add_argument("--batch-size", type=int, default=64)
+    cmd.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    cmd.add_argument("--guide", help="file of nouns (one per line) to choose from")
+    cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
+    cmd.set_defaults(run=classify)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="novic", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     synset.add_argument("--source", default="auto", choices=["auto", "nltk", "dict"])
     synset.add_argument("--dict-dir", default="/usr/share/wordnet")
     synset.set_defaults(run=show_synset)
+    add_classify(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

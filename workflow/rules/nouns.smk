@@ -10,6 +10,8 @@ rule extract_nouns:
         "results/logs/extract_nouns.log",
     benchmark:
         "results/benchmarks/extract_nouns.tsv"
+    conda:
+        "../envs/novic.yaml"
     threads: 1
     resources:
         mem_mb=3000,
@@ -30,6 +32,8 @@ rule threshold_vocab:
         "results/logs/threshold_vocab/ft{threshold}.log",
     wildcard_constraints:
         threshold=r"\d+",
+    conda:
+        "../envs/novic.yaml"
     threads: 1
     resources:
         mem_mb=1500,

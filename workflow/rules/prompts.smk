@@ -21,6 +21,8 @@ rule make_prompts:
     wildcard_constraints:
         threshold=r"\d+",
         m=r"[1-9]",
+    conda:
+        "../envs/novic.yaml"
     threads: 1
     resources:
         mem_mb=2000,

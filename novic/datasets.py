@@ -1,0 +1,341 @@
+"""Image datasets for evaluation, read from local files only (nothing is downloaded).
+
+Kinds (`kind` in a benchmark's config):
+
+    folder         ROOT/{class}/*.jpg|png|...: one sub-folder per class (sorted names are the
+                   class order, underscores read as spaces), like torchvision's ImageFolder
+    images         ROOT/*.jpg|png|...: unlabelled images (open-vocabulary predictions)
+    fashion_mnist  the IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in ROOT or
+                   ROOT/FashionMNIST/raw (Debian's dataset-fashion-mnist:
+                   /usr/share/datasets/fashion-mnist)
+    cifar10        ROOT/cifar-10-batches-py/ (torchvision's layout of the python pickles)
+    cifar100       ROOT/cifar-100-python/
+    food101        ROOT/food-101/{images,meta}/ (meta/{train,test}.json)
+    imagenette     ROOT/imagenette2[-320|-160]/{train,val}/{wnid}/*.JPEG
+
+`split` is train or test (Imagenette's val and Food-101's test are "test"). Class names come
+from the dataset itself (CIFAR's meta, folder names) unless a class-list file is given (one
+class per line in class-index order, synonyms separated by commas; resources/class_names/).
+`limit` keeps a seeded random subset of that many samples (stratified by nothing: uniform).
+
+A dataset is a list of samples; `load(i)` opens one as an RGB PIL image and raises ImageError
+naming the file (or the index) when it cannot be read, so callers can report it and go on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from novic.nouns import read_class_list
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+KINDS = ("folder", "images", "fashion_mnist", "cifar10", "cifar100", "food101", "imagenette")
+SPLITS = ("train", "test")
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+IMAGENETTE_WNIDS = (
+    "n01440764",
+    "n02102040",
+    "n02979186",
+    "n03000684",
+    "n03028079",
+    "n03394916",
+    "n03417042",
+    "n03425413",
+    "n03445777",
+    "n03888605",
+)
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or read; the message names the path and what to do."""
+
+
+class ImageError(OSError):
+    """One sample that cannot be read as an image."""
+
+
+@dataclass
+class ImageDataset:
+    """Samples with integer labels (-1 = unlabelled) and the class names (synonym rows)."""
+
+    name: str
+    classes: list[list[str]]
+    ids: list[str]  # a readable id per sample: a relative path, or "test/123"
+    labels: list[int]
+    loader: Callable[[int], Any]  # index into the full sample list -> PIL image
+    indices: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.indices:
+            self.indices = list(range(len(self.ids)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, i: int) -> Any:
+        """Sample i as an RGB PIL image (ImageError if it cannot be read)."""
+        j = self.indices[i]
+        try:
+            image = self.loader(j)
+            return image.convert("RGB")
+        except ImageError:
+            raise
+        except Exception as exc:  # PIL raises many kinds (UnidentifiedImageError, OSError, ...)
+            raise ImageError(f"{self.ids[j]}: cannot read image: {exc}") from exc
+
+    def id(self, i: int) -> str:
+        return self.ids[self.indices[i]]
+
+    def label(self, i: int) -> int:
+        return self.labels[self.indices[i]]
+
+    def subset(self, limit: int, seed: int = 0) -> ImageDataset:
+        """A seeded random subset of at most `limit` samples (0 = all), in sample order."""
+        if limit <= 0 or limit >= len(self.indices):
+            return self
+        rng = np.random.default_rng(seed)
+        keep = sorted(rng.choice(len(self.indices), size=limit, replace=False).tolist())
+        return ImageDataset(
+            self.name,
+            self.classes,
+            self.ids,
+            self.labels,
+            self.loader,
+            [self.indices[i] for i in keep],
+        )
+
+
+def open_image(path: str | Path) -> Any:
+    """Open an image file fully (so that errors surface here), as RGB."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except Exception as exc:
+        raise ImageError(f"{path}: cannot read image: {exc}") from exc
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _need_dir(path: Path, kind: str, hint: str = "") -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{kind}: folder {path} does not exist{'; ' + hint if hint else ''}")
+    return path
+
+
+def _name(folder: str) -> str:
+    return folder.replace("_", " ")
+
+
+def _files_dataset(
+    name: str, root: Path, classes: list[list[str]], files: list[tuple[Path, int]]
+) -> ImageDataset:
+    paths = [p for p, _ in files]
+    return ImageDataset(
+        name,
+        classes,
+        [str(p.relative_to(root)) for p in paths],
+        [label for _, label in files],
+        lambda i: open_image(paths[i]),
+    )
+
+
+def image_folder(root: str | Path, name: str = "folder") -> ImageDataset:
+    """ROOT/{class}/image files; classes in sorted folder order."""
+    root = _need_dir(Path(root), name)
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DatasetError(f"{name}: {root} has no class sub-folders")
+    files = [(f, label) for label, d in enumerate(folders) for f in _image_files(d)]
+    if not files:
+        raise DatasetError(f"{name}: no image files under {root}/*/")
+    return _files_dataset(name, root, [[_name(d.name)] for d in folders], files)
+
+
+def plain_images(root: str | Path, name: str = "images") -> ImageDataset:
+    """ROOT/image files, unlabelled."""
+    root = _need_dir(Path(root), name)
+    files = [(f, -1) for f in _image_files(root)]
+    if not files:
+        raise DatasetError(f"{name}: no image files in {root}")
+    return _files_dataset(name, root, [], files)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX array (MNIST format), gzipped or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read IDX file: {exc}") from exc
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
+        raise DatasetError(f"{path}: not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DatasetError(f"{path}: {body.size} values for shape {shape} (truncated file?)")
+    return body.reshape(shape)
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for folder in (root, root / "FashionMNIST" / "raw"):
+        for name in (f"{stem}.gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    raise DatasetError(
+        f"fashion_mnist: {stem}[.gz] not found in {root} or {root}/FashionMNIST/raw "
+        "(Debian: apt-get install dataset-fashion-mnist, root /usr/share/datasets/fashion-mnist)"
+    )
+
+
+def fashion_mnist(root: str | Path, split: str, classes: list[list[str]]) -> ImageDataset:
+    root = Path(root)
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(_find_idx(root, f"{prefix}-labels-idx1-ubyte"))
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise DatasetError(f"fashion_mnist: {root}: {images.shape} images, {labels.shape} labels")
+    return _array_dataset("fashion_mnist", split, images, labels, classes)
+
+
+def _array_dataset(
+    name: str, split: str, images: np.ndarray, labels: np.ndarray, classes: list[list[str]]
+) -> ImageDataset:
+    from PIL import Image
+
+    return ImageDataset(
+        name,
+        classes,
+        [f"{split}/{i}" for i in range(len(labels))],
+        [int(x) for x in labels],
+        lambda i: Image.fromarray(images[i]),
+    )
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read CIFAR batch: {exc}") from exc
+
+
+def cifar(root: str | Path, split: str, fine: bool) -> ImageDataset:
+    """CIFAR-10 (fine=False) or CIFAR-100 (fine labels) in torchvision's layout."""
+    name = "cifar100" if fine else "cifar10"
+    folder = Path(root) / ("cifar-100-python" if fine else "cifar-10-batches-py")
+    _need_dir(folder, name, "expected torchvision's layout (the extracted python tarball)")
+    if fine:
+        batches = ["train"] if split == "train" else ["test"]
+        meta, key, names = folder / "meta", "fine_labels", "fine_label_names"
+    else:
+        batches = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        meta, key, names = folder / "batches.meta", "labels", "label_names"
+    data, labels = [], []
+    for batch in batches:
+        d = _unpickle(folder / batch)
+        data.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(d[key])
+    images = np.concatenate(data).transpose(0, 2, 3, 1)
+    classes = [[_name(n)] for n in _unpickle(meta)[names]]
+    return _array_dataset(name, split, images, np.asarray(labels), classes)
+
+
+def food101(root: str | Path, split: str) -> ImageDataset:
+    base = _need_dir(Path(root) / "food-101", "food101", "expected torchvision's layout")
+    meta = base / "meta" / f"{split}.json"
+    try:
+        listing = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"food101: cannot read {meta}: {exc}") from exc
+    names = sorted(listing)
+    files = [
+        (base / "images" / f"{item}.jpg", label)
+        for label, cls in enumerate(names)
+        for item in listing[cls]
+    ]
+    return _files_dataset("food101", base, [[_name(n)] for n in names], files)
+
+
+def imagenette(root: str | Path, split: str, classes: list[list[str]]) -> ImageDataset:
+    root = Path(root)
+    candidates = [root / v for v in ("imagenette2", "imagenette2-320", "imagenette2-160")]
+    base = next((c for c in candidates if c.is_dir()), None)
+    if base is None:
+        raise DatasetError(
+            f"imagenette: none of {', '.join(c.name for c in candidates)} in {root} "
+            "(torchvision's layout of the extracted tarball)"
+        )
+    folder = base / ("train" if split == "train" else "val")
+    files = []
+    for label, wnid in enumerate(IMAGENETTE_WNIDS):
+        d = _need_dir(folder / wnid, "imagenette")
+        files.extend((f, label) for f in _image_files(d))
+    return _files_dataset("imagenette", base, classes, files)
+
+
+def open_dataset(
+    kind: str,
+    root: str | Path,
+    split: str = "test",
+    class_list: str | Path | None = None,
+    name: str | None = None,
+) -> ImageDataset:
+    """Open a dataset of one of KINDS (see the module docstring)."""
+    if kind not in KINDS:
+        raise DatasetError(f"unknown dataset kind {kind!r} (known: {', '.join(KINDS)})")
+    if split not in SPLITS:
+        raise DatasetError(f"{kind}: split must be one of {SPLITS}, got {split!r}")
+    listed = read_class_list(class_list) if class_list else None
+    if kind in ("fashion_mnist", "imagenette") and listed is None:
+        raise DatasetError(f"{kind}: needs a class list (resources/class_names/{kind}.txt)")
+    if kind == "folder":
+        ds = image_folder(root, name or kind)
+    elif kind == "images":
+        ds = plain_images(root, name or kind)
+    elif kind == "fashion_mnist":
+        ds = fashion_mnist(root, split, listed or [])
+    elif kind in ("cifar10", "cifar100"):
+        ds = cifar(root, split, fine=kind == "cifar100")
+    elif kind == "food101":
+        ds = food101(root, split)
+    else:
+        ds = imagenette(root, split, listed or [])
+    if listed is not None and kind != "images":
+        if len(listed) != len(ds.classes) and ds.classes:
+            raise DatasetError(
+                f"{kind}: class list {class_list} has {len(listed)} classes, the data "
+                f"{len(ds.classes)}"
+            )
+        ds.classes = listed
+    if name:
+        ds.name = name
+    return ds
+
+
+def check_labels(ds: ImageDataset) -> None:
+    """Every label indexes a class (for labelled kinds)."""
+    bad = [ds.ids[i] for i in ds.indices if not 0 <= ds.labels[i] < len(ds.classes)]
+    if ds.classes and bad:
+        raise DatasetError(f"{ds.name}: {len(bad)} samples have no class, e.g. {bad[:3]}")
+
+
+def class_names(ds: ImageDataset) -> Sequence[str]:
+    """The first name of each class (for tables)."""
+    return [row[0] for row in ds.classes]

@@ -1,0 +1,733 @@
+"""Decoder training (reference section 6): loss, optimizer, chunked cosine schedule, resume.
+
+The loop streams raw batches of `batch_size` embeddings from a loader (novic.loader API:
+`epoch(e, start_batch)`, `rows_per_epoch`, `dim`), adds noise on the device, and trains the
+decoder on every target of every sample (multi-target):
+
+- loss: token cross-entropy up to and including each target's end token, each target's token
+  losses weighted by its weight (1/m in an Mm sample), normalised by the weighted token count
+  sum_a w_a sum_t CE / sum_a w_a n_a; accumulated over `accum` raw batches (each divided by
+  accum), then the gradient is clipped to global norm `grad_clip` and AdamW steps (betas
+  `beta1`/`beta2`, weight decay on parameters with 2+ dimensions only);
+- chunks: a chunk is ceil(nouns x chunk_scale / batch_size) raw batches; training runs
+  epochs x epoch_batches // chunk_batches chunks (FT0: 4,192 batches per chunk, 433 chunks);
+  the learning rate follows a cosine from `lr` to 0 over the chunks, stepped once per chunk;
+- metrics: per chunk one JSON line (loss, teacher-forced token accuracy and its exponentially
+  smoothed value with a 4-chunk half-life, lr, grad norm, samples/s, ETA) and a log line;
+- checkpoints: every `checkpoint_every` chunks the whole state (model, optimizer, gradients of
+  an unfinished accumulation, data position, smoothed metrics) goes atomically to
+  `{work}/checkpoint.pt`. Random numbers (dropout, noise) are re-seeded from (seed, chunk) at
+  every chunk start, so a resumed run continues the same trajectory as an uninterrupted one.
+  The final decoder file holds what decoding needs: hyperparameters, weights, the target
+  nouns and token map, the embedder spec and the run config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from novic.embedders import format_eta
+from novic.io import atomic_path, sha256_json
+from novic.model import DecoderConfig, ObjectDecoder, parameter_count
+from novic.noise import NoiseConfig, apply_noise
+from novic.tokens import TargetTokens, build_target_tokens, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "novic.decoder/1"
+EWA_HALF_LIFE_CHUNKS = 4
+# train settings that change how a run is carried out, not its result (not rule params)
+RUNTIME_KEYS = ("checkpoint_every",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's `train` settings (the paper's recipe by default)."""
+
+    batch_size: int = 512
+    accum: int = 16
+    lr: float = 1.5e-3
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    epochs: float = 18
+    chunk_scale: float = 50
+    seed: int = 0
+    amp: bool = False
+    loader_workers: int = 4
+    buffer_rows: int = 1 << 18
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "accum", "lr", "epochs", "chunk_scale")
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ValueError(f"train.{key} must be > 0, got {getattr(self, key)}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"train.{key} must be in [0, 1), got {getattr(self, key)}")
+        for key in ("weight_decay", "grad_clip", "loader_workers"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
+        if self.buffer_rows < self.batch_size:
+            raise ValueError(
+                f"train.buffer_rows ({self.buffer_rows}) must be >= train.batch_size "
+                f"({self.batch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The reference's chunk arithmetic."""
+
+    chunk_batches: int  # raw batches per chunk
+    epoch_batches: int  # complete raw batches per epoch
+    chunks: int  # chunks in the whole run
+
+    @property
+    def total_batches(self) -> int:
+        return self.chunks * self.chunk_batches
+
+
+def plan_chunks(
+    num_nouns: int, epoch_rows: int, batch_size: int, chunk_scale: float, epochs: float
+) -> Plan:
+    """Chunk size ceil(nouns x chunk_scale / batch) and epochs x epoch_batches // chunk chunks."""
+    chunk_batches = math.ceil(num_nouns * chunk_scale / batch_size)
+    epoch_batches = epoch_rows // batch_size
+    chunks = int(epochs * epoch_batches) // chunk_batches
+    if chunks < 1:
+        raise ValueError(
+            f"train.epochs x {epoch_batches} batches per epoch is less than one chunk of "
+            f"{chunk_batches} batches (ceil({num_nouns} nouns x train.chunk_scale / "
+            f"train.batch_size)): raise train.epochs or lower train.chunk_scale"
+        )
+    return Plan(chunk_batches=chunk_batches, epoch_batches=epoch_batches, chunks=chunks)
+
+
+def cosine_lr(base: float, chunk: int, chunks: int) -> float:
+    """Learning rate of chunk `chunk` (0-based): cosine from `base` to 0 over `chunks`."""
+    return base * 0.5 * (1 + math.cos(math.pi * chunk / chunks))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on parameters with 2+ dimensions, none on the rest."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> Any:
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        fused=device.type == "cuda",
+    )
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetBatch:
+    """One raw batch, flattened to its targets: sample `rows[a]` has tokens[a] and weight[a]."""
+
+    embedding: torch.Tensor  # float32 [B, F]
+    rows: torch.Tensor  # int64 [A]
+    tokens: torch.Tensor  # int64 [A, Cmax], compact, 0 = end/pad
+    weights: torch.Tensor  # float32 [A]
+    lengths: torch.Tensor  # int64 [A], tokens up to and including the first end token
+
+    def to(self, device: torch.device) -> TargetBatch:
+        nb = device.type == "cuda"
+        parts = (self.embedding, self.rows, self.tokens, self.weights, self.lengths)
+        return TargetBatch(*(t.to(device, non_blocking=nb) for t in parts))
+
+
+def flatten_targets(
+    embedding: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    lookup: torch.Tensor,
+    table: torch.Tensor,
+) -> TargetBatch:
+    """Keep the targets with weight > 0 of a [B, M] batch and look up their tokens (on the CPU).
+
+    Zero-weight slots (padding of samples with fewer than M targets) are dropped rather than
+    masked, which gives the same loss with less work. A positive weight on a noun id that is
+    not a target noun is an error.
+    """
+    keep = (weights > 0).reshape(-1)
+    flat = targets.reshape(-1)[keep]
+    if flat.numel() and int(flat.max()) >= lookup.numel():
+        raise ValueError(f"noun id {int(flat.max())} is not among the target nouns")
+    rows_in_table = lookup[flat]
+    if flat.numel() and bool((rows_in_table == 0).any()):
+        bad = int(flat[rows_in_table == 0][0])
+        raise ValueError(f"noun id {bad} has a positive weight but is not a target noun")
+    tokens = table[rows_in_table]
+    m = targets.shape[1]
+    rows = torch.arange(targets.shape[0]).repeat_interleave(m)[keep]
+    lengths = (tokens != 0).sum(1) + 1
+    return TargetBatch(embedding, rows, tokens, weights.reshape(-1)[keep].float(), lengths)
+
+
+def token_loss(
+    logits: torch.Tensor, batch: TargetBatch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted token cross-entropy sum, weighted token count and weighted correct tokens.
+
+    loss = sum / count is the reference's normalisation; correct / count is the teacher-forced
+    token accuracy with the same weighting.
+    """
+    c = batch.tokens.shape[1]
+    valid = torch.arange(c, device=logits.device)[None, :] < batch.lengths[:, None]
+    ce = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch.tokens.reshape(-1), reduction="none"
+    ).view_as(batch.tokens)
+    w = batch.weights[:, None] * valid
+    correct = (logits.argmax(-1) == batch.tokens).float()
+    return (ce * w).sum(), w.sum(), (correct * w).sum()
+
+
+# --- data stream -------------------------------------------------------------------------------
+
+
+class Loader(Protocol):
+    """What the loop needs of novic.loader.EmbeddingLoader."""
+
+    rows_per_epoch: int
+    dim: int
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Any]: ...
+
+
+@dataclass
+class Position:
+    """Where the data stream is: the next batch is batch `batch` of epoch `epoch`."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+def stream(loader: Loader, pos: Position) -> Iterator[Any]:
+    """Raw batches from `pos` on, epoch after epoch; `pos` is advanced past each yielded batch."""
+    empty = 0
+    while True:
+        got = False
+        for batch in loader.epoch(pos.epoch, start_batch=pos.batch):
+            got = True
+            pos.batch += 1
+            yield batch
+        if not got and pos.batch == 0:
+            empty += 1
+            if empty > 1:
+                raise RuntimeError(
+                    "the loader yields no batches (is the data smaller than a batch?)"
+                )
+        pos.epoch, pos.batch = pos.epoch + 1, 0
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSettings:
+    """A run's model, noise and train sections, validated."""
+
+    model: dict[str, Any]
+    noise: NoiseConfig
+    train: TrainConfig
+
+    @classmethod
+    def from_config(cls, run: Mapping[str, Any]) -> RunSettings:
+        """From a run's config; keys that do not change the result (RUNTIME_KEYS) are skipped."""
+        model = dict(run.get("model", {}))
+        DecoderConfig.from_settings(model, 1, 1, 1)  # validates the keys and values
+        train = {k: v for k, v in run.get("train", {}).items() if k not in RUNTIME_KEYS}
+        return cls(
+            model=model, noise=NoiseConfig(**run.get("noise", {})), train=TrainConfig(**train)
+        )
+
+
+def validate_run(name: str, run: Mapping[str, Any]) -> RunSettings:
+    """Check a run's model, noise and train settings; errors name the key (runs.NAME.KEY)."""
+    try:
+        return RunSettings.from_config(run)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"runs.{name}.{exc}") from None
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs beyond model and optimizer."""
+
+    chunk: int = 0  # chunks done
+    micro: int = 0  # raw batches done
+    samples: int = 0
+    position: Position = field(default_factory=Position)
+    smoothed_accuracy: float | None = None
+    elapsed: float = 0.0
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    return (seed * 1_000_003 + chunk * 7_919 + 12_345) % (2**63 - 1)
+
+
+def _truncate_metrics(path: Path, chunks: int) -> None:
+    """Keep the first `chunks` metric lines (those of a checkpoint being resumed)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [ln for ln in lines if ln.strip() and json.loads(ln)["chunk"] <= chunks]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(keep), encoding="utf-8")
+
+
+def build_model(
+    settings: RunSettings, targets: TargetTokens, embed_dim: int, device: torch.device
+) -> ObjectDecoder:
+    cfg = DecoderConfig.from_settings(
+        settings.model, embed_dim, targets.vocab_size, targets.max_tokens
+    )
+    return ObjectDecoder(cfg).to(device)
+
+
+def train_decoder(
+    loader: Loader,
+    targets: TargetTokens,
+    settings: RunSettings,
+    decoder_path: str | Path,
+    metrics_path: str | Path,
+    work_dir: str | Path,
+    device: torch.device,
+    meta: Mapping[str, Any],
+    checkpoint_every: int = 12,
+    progress_seconds: float = 60.0,
+    on_chunk: Callable[[int], None] | None = None,
+    heldout: Loader | None = None,
+) -> dict[str, Any]:
+    """Train a decoder from `loader` and write `decoder_path` and `metrics_path`.
+
+    `meta` (embedder spec, run config, data identity) is stored in every checkpoint; it and
+    the settings and targets decide whether `{work_dir}/checkpoint.pt` can be resumed (else
+    training starts afresh). `on_chunk(chunks_done)` is called after each chunk's checkpoint.
+    Returns the last metrics line plus the parameter count (and, given a `heldout` loader,
+    the loss and token accuracy on its rows as "heldout").
+    """
+    tcfg, ncfg = settings.train, settings.noise
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt_path, work_metrics = work / "checkpoint.pt", work / "metrics.jsonl"
+    plan = plan_chunks(
+        len(targets.nouns) - 1,
+        loader.rows_per_epoch,
+        tcfg.batch_size,
+        tcfg.chunk_scale,
+        tcfg.epochs,
+    )
+    identity = sha256_json(
+        {
+            "model": settings.model,
+            "noise": ncfg.to_dict(),
+            "train": asdict(tcfg),
+            "targets": targets.to_dict(),
+            "meta": dict(meta),
+        }
+    )
+    torch.manual_seed(tcfg.seed)
+    model = build_model(settings, targets, loader.dim, device)
+    optimizer = make_optimizer(model, tcfg, device)
+    state = TrainState()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("identity") == identity:
+            model.load_state_dict(ckpt["state_dict"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            for p, g in zip(model.parameters(), ckpt["pending_grads"] or [], strict=False):
+                p.grad = g.to(device)
+            state = ckpt["state"]
+            _truncate_metrics(work_metrics, state.chunk)
+            log.info("resuming from %s after chunk %d of %d", ckpt_path, state.chunk, plan.chunks)
+        else:
+            log.info("ignoring %s: it belongs to other settings or data", ckpt_path)
+    if state.chunk == 0:
+        work_metrics.unlink(missing_ok=True)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    n_params = parameter_count(model.cfg)
+    log.info(
+        "decoder %s: %s parameters; %d chunks of %d batches of %d (accum %d, %d batches per "
+        "epoch, %d target nouns, V=%d, Cmax=%d) on %s",
+        model.cfg.to_dict(),
+        f"{n_params:,}",
+        plan.chunks,
+        plan.chunk_batches,
+        tcfg.batch_size,
+        tcfg.accum,
+        plan.epoch_batches,
+        len(targets.nouns) - 1,
+        targets.vocab_size,
+        targets.max_tokens,
+        device,
+    )
+
+    lookup = torch.from_numpy(targets.lookup())
+    table = torch.from_numpy(targets.tokens)
+    gen = torch.Generator(device=device)
+    amp = tcfg.amp and device.type == "cuda"
+    batches = stream(loader, state.position)
+    alpha = 0.5 ** (1 / EWA_HALF_LIFE_CHUNKS)
+    last: dict[str, Any] = {}
+    model.train()
+    while state.chunk < plan.chunks:
+        chunk = state.chunk
+        torch.manual_seed(chunk_seed(tcfg.seed, chunk))
+        gen.manual_seed(chunk_seed(tcfg.seed, chunk) + 1)
+        lr = cosine_lr(tcfg.lr, chunk, plan.chunks)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, count, correct, gn, steps
+        gn_max = torch.zeros((), device=device)
+        start = last_report = time.perf_counter()
+        samples = 0
+        for i in range(plan.chunk_batches):
+            raw = next(batches)
+            batch = flatten_targets(raw.embedding, raw.targets, raw.weights, lookup, table)
+            batch = batch.to(device)
+            noisy = apply_noise(batch.embedding, ncfg, gen)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(noisy[batch.rows], batch.tokens[:, :-1])
+            loss_sum, count, correct = token_loss(logits.float(), batch)
+            (loss_sum / count / tcfg.accum).backward()
+            sums[:3] += torch.stack([loss_sum.detach(), count, correct]).double()
+            samples += batch.embedding.shape[0]
+            state.micro += 1
+            if state.micro % tcfg.accum == 0:
+                norm = _step(model, optimizer, tcfg.grad_clip)
+                sums[3] += norm
+                sums[4] += 1
+                gn_max = torch.maximum(gn_max, norm)
+            now = time.perf_counter()
+            if now - last_report >= progress_seconds:
+                last_report = now
+                rate = samples / (now - start)
+                left = (plan.total_batches - state.micro) * tcfg.batch_size / rate
+                log.info(
+                    "chunk %d/%d: batch %d/%d, %.0f samples/s, ETA %s",
+                    chunk + 1,
+                    plan.chunks,
+                    i + 1,
+                    plan.chunk_batches,
+                    rate,
+                    format_eta(left),
+                )
+        if state.chunk + 1 == plan.chunks and state.micro % tcfg.accum:
+            # the run's last, incomplete accumulation: step with the mean of what there is
+            pending = state.micro % tcfg.accum
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(tcfg.accum / pending)
+            norm = _step(model, optimizer, tcfg.grad_clip)
+            sums[3] += norm
+            sums[4] += 1
+            gn_max = torch.maximum(gn_max, norm)
+        seconds = time.perf_counter() - start
+        loss, count, correct, gn, steps = sums.tolist()
+        accuracy = correct / count
+        state.smoothed_accuracy = (
+            accuracy
+            if state.smoothed_accuracy is None
+            else alpha * state.smoothed_accuracy + (1 - alpha) * accuracy
+        )
+        state.chunk += 1
+        state.samples += samples
+        state.elapsed += seconds
+        rate = samples / seconds
+        eta = (plan.chunks - state.chunk) * plan.chunk_batches * tcfg.batch_size / rate
+        last = {
+            "chunk": state.chunk,
+            "chunks": plan.chunks,
+            "epoch": round(state.samples / max(loader.rows_per_epoch, 1), 4),
+            "samples": state.samples,
+            "loss": loss / count,
+            "accuracy": accuracy,
+            "accuracy_smoothed": state.smoothed_accuracy,
+            "lr": lr,
+            "grad_norm": gn / steps if steps else None,
+            "grad_norm_max": float(gn_max) if steps else None,
+            "optimizer_steps": int(steps),
+            "samples_per_s": rate,
+            "seconds": seconds,
+            "elapsed_s": state.elapsed,
+            "eta_s": eta,
+            "device": str(device),
+        }
+        with open(work_metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(last) + "\n")
+        log.info(
+            "chunk %d/%d | loss %.4f | token acc %.4f (smoothed %.4f) | lr %.3g | grad %.3g | "
+            "%.0f samples/s | elapsed %s | ETA %s",
+            state.chunk,
+            plan.chunks,
+            last["loss"],
+            accuracy,
+            state.smoothed_accuracy,
+            lr,
+            last["grad_norm"] or float("nan"),
+            rate,
+            format_eta(state.elapsed),
+            format_eta(eta),
+        )
+        if state.chunk < plan.chunks and state.chunk % checkpoint_every == 0:
+            _save_training(ckpt_path, model, optimizer, state, identity, meta)
+        if on_chunk is not None:
+            on_chunk(state.chunk)
+
+    summary = {**last, "parameters": n_params}
+    if heldout is not None:
+        summary["heldout"] = evaluate(model, heldout, targets, device)
+        log.info(
+            "held-out rows: %d, loss %.4f, token accuracy %.4f (no noise)",
+            summary["heldout"]["rows"],
+            summary["heldout"]["loss"],
+            summary["heldout"]["accuracy"],
+        )
+    save_decoder(decoder_path, model, targets, meta, settings, summary=summary)
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_bytes(work_metrics.read_bytes())
+    ckpt_path.unlink(missing_ok=True)
+    return summary
+
+
+@torch.no_grad()
+def evaluate(
+    model: ObjectDecoder, loader: Loader, targets: TargetTokens, device: torch.device
+) -> dict[str, Any]:
+    """Loss and teacher-forced token accuracy (eval mode, no noise) over one epoch of `loader`."""
+    was_training = model.training
+    model.eval()
+    lookup, table = torch.from_numpy(targets.lookup()), torch.from_numpy(targets.tokens)
+    sums = torch.zeros(3, device=device, dtype=torch.float64)
+    rows = 0
+    for raw in loader.epoch(0):
+        batch = flatten_targets(raw.embedding, raw.targets, raw.weights, lookup, table).to(device)
+        logits = model(batch.embedding[batch.rows], batch.tokens[:, :-1])
+        sums += torch.stack(token_loss(logits.float(), batch)).double()
+        rows += batch.embedding.shape[0]
+    model.train(was_training)
+    loss, count, correct = sums.tolist()
+    return {"rows": rows, "loss": loss / max(count, 1e-12), "accuracy": correct / max(count, 1e-12)}
+
+
+def run_training(
+    mix_path: str | Path,
+    vocab_path: str | Path,
+    params: Mapping[str, Any],
+    decoder_path: str | Path,
+    metrics_path: str | Path,
+    device: torch.device,
+    run: str,
+    checkpoint_every: int = 12,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train run `run` from its mix manifest and vocabulary (what rule train_decoder does).
+
+    `params` is the run's config (embedder, threshold, mix, model, noise, train). The targets
+    are the vocabulary's nouns, tokenised with the embedder's tokenizer; the unfinished state
+    lives in `{decoder folder}/work/`. The mix's held-out rows (prompt templates kept out of
+    training) are evaluated at the end. `threads`: the job's CPU threads, shared between torch
+    and the loader's reader processes.
+    """
+    from novic.cache import Mix, MixSource, read_mix
+    from novic.dictionary import read_nouns
+    from novic.loader import EmbeddingLoader
+
+    settings = RunSettings.from_config(params)
+    if threads:
+        torch.set_num_threads(max(1, threads - settings.train.loader_workers))
+    mix = read_mix(mix_path, vocab=vocab_path)
+    nouns = read_nouns(vocab_path)
+    tokenizer = load_tokenizer(mix.embedder_spec)
+    targets = build_target_tokens(
+        tokenizer, nouns.column("id").to_pylist(), nouns.column("target_noun").to_pylist()
+    )
+    t = settings.train
+    loader = EmbeddingLoader(
+        mix,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        buffer_rows=t.buffer_rows,
+        num_workers=t.loader_workers,
+        pin_memory=device.type == "cuda",
+    )
+    meta = {
+        "run": run,
+        "embedder": mix.embedder,
+        "embedder_spec": mix.embedder_spec,
+        "embedder_sha256": mix.embedder_sha256,
+        "embed_dim": mix.dim,
+        "threshold": mix.threshold,
+        "vocab_sha256": mix.vocab_sha256,
+        "mix": {s.name: {"weight": s.weight, "rows": s.rows} for s in mix.sources},
+        "config": dict(params),
+    }
+    log.info(
+        "run %s: %s rows per epoch from %s; %d target nouns -> V=%d compact tokens, Cmax=%d",
+        run,
+        f"{loader.rows_per_epoch:,}",
+        ", ".join(f"{s.name} x{s.weight:g}" for s in mix.sources),
+        len(targets.nouns) - 1,
+        targets.vocab_size,
+        targets.max_tokens,
+    )
+    heldout = None
+    if mix.heldout:
+        sources = [MixSource(name, 1.0, [shard]) for name, shard in mix.heldout.items()]
+        held = Mix(**{**vars(mix), "sources": sources, "heldout": {}})
+        heldout = EmbeddingLoader(held, batch_size=t.batch_size, drop_last=False)
+    decoder_path = Path(decoder_path)
+    return train_decoder(
+        loader, targets, settings, decoder_path, metrics_path, decoder_path.parent / "work",
+        device, meta, checkpoint_every=checkpoint_every, heldout=heldout,
+    )  # fmt: skip
+
+
+def _step(model: torch.nn.Module, optimizer: Any, clip: float) -> torch.Tensor:
+    """Clip (if clip > 0), step, zero the gradients; return the pre-clip gradient norm."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm.detach().float()
+
+
+def _save_training(
+    path: Path,
+    model: ObjectDecoder,
+    optimizer: Any,
+    state: TrainState,
+    identity: str,
+    meta: Mapping[str, Any],
+) -> None:
+    grads = [p.grad for p in model.parameters()]
+    pending = (
+        None
+        if all(g is None for g in grads)
+        else [g.detach().cpu() if g is not None else None for g in grads]
+    )
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "identity": identity,
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "pending_grads": pending,
+                "state": state,
+                "meta": dict(meta),
+            },
+            tmp,
+        )
+
+
+def save_decoder(
+    path: str | Path,
+    model: ObjectDecoder,
+    targets: TargetTokens,
+    meta: Mapping[str, Any],
+    settings: RunSettings,
+    summary: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a decoder checkpoint atomically: everything needed to decode with it."""
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": model.cfg.to_dict(),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "targets": targets.to_dict(),
+                "noise": settings.noise.to_dict(),
+                "train": asdict(settings.train),
+                "meta": dict(meta),
+                "summary": dict(summary or {}),
+            },
+            tmp,
+        )
+
+
+def load_decoder(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[ObjectDecoder, TargetTokens, dict[str, Any]]:
+    """Read a decoder file: the model (in eval mode), its target tokens and the whole record."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    model = ObjectDecoder(DecoderConfig(**ckpt["model"])).to(device)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, TargetTokens.from_dict(ckpt["targets"]), ckpt
+
+
+def bare_step_rate(
+    model: ObjectDecoder,
+    batches: Sequence[TargetBatch],
+    cfg: TrainConfig,
+    steps: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Samples/s of the bare forward/backward/step on batches already on the device.
+
+    The same work per raw batch as the training loop (cycling through `batches`, so that their
+    mix of target counts is the data's) without the data path (loader, lookup, noise) and the
+    bookkeeping: "wall" per wall-clock second, "cpu" per CPU second of this
+    process (which other processes' load hardly changes).
+    """
+    optimizer = make_optimizer(model, cfg, device)
+    on_device = [b.to(device) for b in batches]
+    amp = cfg.amp and device.type == "cuda"
+    model.train()
+
+    def one(i: int) -> None:
+        batch = on_device[i % len(on_device)]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(batch.embedding[batch.rows], batch.tokens[:, :-1])
+        loss_sum, count, _ = token_loss(logits.float(), batch)
+        (loss_sum / count / cfg.accum).backward()
+
+    for i in range(2):
+        one(i)
+    _step(model, optimizer, cfg.grad_clip)
+    _sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        one(i)
+        if (i + 1) % cfg.accum == 0:
+            _step(model, optimizer, cfg.grad_clip)
+    _sync(device)
+    samples = sum(on_device[i % len(on_device)].embedding.shape[0] for i in range(steps))
+    return {
+        "wall": samples / (time.perf_counter() - wall),
+        "cpu": samples / max(time.process_time() - cpu, 1e-9),
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

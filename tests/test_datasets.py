@@ -1,0 +1,175 @@
+"""Datasets: every kind read from small data the tests write in each layout, a Fashion-MNIST
+subset from Debian's IDX files, and clear errors for bad images and missing folders."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from novic.datasets import (
+    FASHION_MNIST_ROOT,
+    DatasetError,
+    ImageError,
+    open_dataset,
+    read_idx,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_image(path: Path, color: tuple[int, int, int], size: int = 12) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+
+
+def test_image_folder_classes_labels_and_a_bad_file(tmp_path: Path) -> None:
+    write_image(tmp_path / "red_apple" / "a.png", (255, 0, 0))
+    write_image(tmp_path / "red_apple" / "b.jpg", (250, 0, 0))
+    write_image(tmp_path / "banana" / "c.png", (255, 255, 0))
+    (tmp_path / "banana" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "banana" / "notes.txt").write_text("ignored")
+    ds = open_dataset("folder", tmp_path)
+    assert ds.classes == [["banana"], ["red apple"]]
+    assert [ds.id(i) for i in range(len(ds))] == [
+        "banana/broken.png", "banana/c.png", "red_apple/a.png", "red_apple/b.jpg",
+    ]  # fmt: skip
+    assert [ds.label(i) for i in range(len(ds))] == [0, 0, 1, 1]
+    assert ds.load(1).getpixel((0, 0)) == (255, 255, 0)
+    with pytest.raises(ImageError, match=r"banana/broken\.png: cannot read image"):
+        ds.load(0)
+
+
+def test_plain_images_are_unlabelled(tmp_path: Path) -> None:
+    write_image(tmp_path / "x.png", (0, 0, 0))
+    ds = open_dataset("images", tmp_path)
+    assert len(ds) == 1 and ds.label(0) == -1 and ds.classes == []
+
+
+def test_class_list_replaces_folder_names_and_must_match(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_image(tmp_path / "data" / name / "1.png", (1, 2, 3))
+    good = tmp_path / "good.txt"
+    good.write_text("apple, pomme\nbanana\n")
+    ds = open_dataset("folder", tmp_path / "data", class_list=good)
+    assert ds.classes == [["apple", "pomme"], ["banana"]]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("apple\n")
+    with pytest.raises(DatasetError, match="has 1 classes, the data 2"):
+        open_dataset("folder", tmp_path / "data", class_list=bad)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_idx_files_in_torchvision_layout(tmp_path: Path) -> None:
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    write_idx(raw / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.array([9, 0, 3]))
+    classes = REPO / "resources" / "class_names" / "fashion_mnist.txt"
+    ds = open_dataset("fashion_mnist", tmp_path, "test", classes)
+    assert len(ds) == 3 and [ds.label(i) for i in range(3)] == [9, 0, 3]
+    assert ds.classes[0] == ["T-shirt", "top"] and ds.classes[9] == ["ankle boot"]
+    assert np.asarray(ds.load(1))[0, 5].tolist() == [(28 * 28 + 5) % 256] * 3
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.*not found"):
+        open_dataset("fashion_mnist", tmp_path, "train", classes)
+
+
+def test_truncated_idx_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(b"\0\0\x08\x03" + struct.pack(">3I", 5, 28, 28) + b"\0" * 100)
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(path)
+
+
+@pytest.mark.skipif(
+    not Path(FASHION_MNIST_ROOT).is_dir(), reason="Debian's dataset-fashion-mnist is missing"
+)
+def test_debian_fashion_mnist_subset() -> None:
+    classes = REPO / "resources" / "class_names" / "fashion_mnist.txt"
+    ds = open_dataset("fashion_mnist", FASHION_MNIST_ROOT, "test", classes).subset(50, seed=1)
+    assert len(ds) == 50
+    assert len({ds.label(i) for i in range(50)}) >= 8  # the subset spans the classes
+    image = ds.load(0)
+    assert image.size == (28, 28) and image.mode == "RGB"
+    again = open_dataset("fashion_mnist", FASHION_MNIST_ROOT, "test", classes).subset(50, seed=1)
+    assert [again.id(i) for i in range(50)] == [ds.id(i) for i in range(50)]
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def cifar_batch(n: int, labels_key: str, rng: np.random.Generator) -> dict:
+    return {
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        labels_key: rng.integers(0, 3, n).tolist(),
+    }
+
+
+def test_cifar10_and_cifar100_in_torchvision_layout(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    c10 = tmp_path / "cifar-10-batches-py"
+    for i in range(1, 6):
+        write_pickle(c10 / f"data_batch_{i}", cifar_batch(2, "labels", rng))
+    test = cifar_batch(4, "labels", rng)
+    write_pickle(c10 / "test_batch", test)
+    write_pickle(c10 / "batches.meta", {"label_names": ["airplane", "automobile", "bird"]})
+    ds = open_dataset("cifar10", tmp_path, "test")
+    assert len(ds) == 4 and ds.classes == [["airplane"], ["automobile"], ["bird"]]
+    first = np.asarray(ds.load(0))
+    assert first.shape == (32, 32, 3)
+    # channel-major rows: the red plane comes first
+    assert first[0, 1, 0] == test["data"][0][1] and first[0, 0, 2] == test["data"][0][2048]
+    assert len(open_dataset("cifar10", tmp_path, "train")) == 10
+
+    c100 = tmp_path / "cifar-100-python"
+    write_pickle(c100 / "test", cifar_batch(3, "fine_labels", rng))
+    write_pickle(c100 / "meta", {"fine_label_names": ["apple", "aquarium_fish", "baby"]})
+    ds = open_dataset("cifar100", tmp_path, "test")
+    assert ds.classes[1] == ["aquarium fish"] and len(ds) == 3
+
+
+def test_food101_and_imagenette_in_torchvision_layout(tmp_path: Path) -> None:
+    food = tmp_path / "food-101"
+    write_image(food / "images" / "apple_pie" / "1.jpg", (200, 100, 0))
+    write_image(food / "images" / "sushi" / "2.jpg", (255, 255, 255))
+    (food / "meta").mkdir()
+    (food / "meta" / "test.json").write_text(
+        json.dumps({"sushi": ["sushi/2"], "apple_pie": ["apple_pie/1"]})
+    )
+    ds = open_dataset("food101", tmp_path, "test")
+    assert ds.classes == [["apple pie"], ["sushi"]]
+    assert [(ds.id(i), ds.label(i)) for i in range(2)] == [
+        ("images/apple_pie/1.jpg", 0), ("images/sushi/2.jpg", 1),
+    ]  # fmt: skip
+
+    from novic.datasets import IMAGENETTE_WNIDS
+
+    for i, wnid in enumerate(IMAGENETTE_WNIDS):
+        write_image(tmp_path / "imagenette2-160" / "val" / wnid / f"{i}.JPEG", (i, i, i))
+    classes = REPO / "resources" / "class_names" / "imagenette.txt"
+    ds = open_dataset("imagenette", tmp_path, "test", classes)
+    assert len(ds) == 10 and ds.label(3) == 3 and ds.classes[3] == ["chain saw", "chainsaw"]
+
+
+def test_missing_folders_and_unknown_kinds_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="cifar-10-batches-py does not exist"):
+        open_dataset("cifar10", tmp_path)
+    with pytest.raises(DatasetError, match="unknown dataset kind 'mnist'"):
+        open_dataset("mnist", tmp_path)
+    with pytest.raises(DatasetError, match="split must be one of"):
+        open_dataset("folder", tmp_path, split="val")

@@ -1,0 +1,193 @@
+"""Workflow tests of the caption stage, with the openai backend pointed at the fault server:
+the key never reaches a file, which config changes re-run what, and a run killed mid-way
+resumes without sending any answered request again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from llm_fault_server import FaultServer
+from project import TEST_CONFIG, snakemake
+
+from novic.textdata import text_num_rows
+
+pytestmark = pytest.mark.slow
+
+KEY = "sk-novic-test-key-must-not-leak-7f3a9c"
+FOLDER = "results/captions/fake/ft9"
+SAMPLES = [f"{FOLDER}/samples/part-{k:04d}.parquet" for k in range(2)]
+TARGETS = [*SAMPLES, f"{FOLDER}/captions.stats.json"]
+SHARDS = [
+    f"{FOLDER}/replies/shard-{k:03d}.{ext}" for k in range(2) for ext in ("parquet", "stats.json")
+]
+OVERRIDE = {
+    "captions": {
+        "enabled": True,
+        "llm": "fake",
+        "llms": {"fake": {"backend": "openai", "model": "fake-model", "seed": 0}},
+        "shards": 2,
+        "generate": {
+            "max_nouns": 8,
+            "captions_per_call": 4,
+            "quota_per_freq": 2,
+            "quota_freq_cap": 2,
+            "max_unproductive_calls": 2,
+        },
+        "requests": {"concurrency": 2, "timeout": 20, "max_retries": 3, "backoff_base": 0.05},
+        "sample": {"template_multiplier": 2, "sample_multiplier": 3, "parts": 2},
+    }
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(out.get(key), dict) else value
+    return out
+
+
+def setup(noun_project: Path, dest: Path, override: dict) -> Path:
+    shutil.copytree(noun_project, dest)
+    snakefile = dest / "Snakefile"
+    if "rules/captions.smk" not in snakefile.read_text():  # until the Snakefile includes it
+        snakefile.write_text(snakefile.read_text() + '\n\ninclude: "workflow/rules/captions.smk"\n')
+    (dest / "captions.yaml").write_text(yaml.safe_dump(override))
+    return dest
+
+
+def run(workdir: Path, override: dict | None = None, dryrun: bool = False) -> set[str]:
+    files = [TEST_CONFIG, "captions.yaml"]
+    if override is not None:
+        (workdir / "change.yaml").write_text(yaml.safe_dump(override))
+        files.append("change.yaml")
+    return set(snakemake(workdir, TARGETS, configfiles=files, dryrun=dryrun))
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    """The fault server, with the openai backend's key and base URL in the environment."""
+    s = FaultServer().start()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", s.base_url)
+    yield s
+    s.stop()
+
+
+def test_openai_backend_key_never_stored_and_reruns(
+    noun_project: Path, tmp_path: Path, server: FaultServer
+) -> None:
+    workdir = setup(noun_project, tmp_path / "repo", OVERRIDE)
+    server.faults.extend(["429", "500", "nolist"])
+    run(workdir)
+    sent = len(server.requests)
+    assert sent > 8 and all(
+        r["headers"]["authorization"] == f"Bearer {KEY}" for r in server.requests
+    )
+    assert text_num_rows([workdir / p for p in SAMPLES]) > 0
+    captions = pq.read_table(workdir / FOLDER / "captions.parquet")
+    vocab = pq.read_metadata(workdir / "results/vocab/ft9.parquet").num_rows
+    assert len(set(captions.column("noun_id").to_pylist())) == min(8, vocab)
+    # the key reached the server, and no file of the run
+    for folder in ("results", ".snakemake"):
+        for path in (workdir / folder).rglob("*"):
+            if path.is_file():
+                assert KEY.encode() not in path.read_bytes(), f"API key found in {path}"
+    # how requests are sent changes nothing
+    change = {"captions": {"requests": {"concurrency": 5, "max_requests": 100000}}}
+    assert run(workdir, change, dryrun=True) == set()
+    # a filter change re-filters and re-samples from the cached replies, without a request
+    change = {"captions": {"filter": {"min_length": 25}}}
+    expected = {f"{FOLDER}/captions.parquet", f"{FOLDER}/captions.stats.json", *SAMPLES}
+    assert run(workdir, change, dryrun=True) == expected
+    assert run(workdir, change) == expected
+    assert len(server.requests) == sent
+    # a sampling change only re-samples
+    change = {"captions": {"filter": {"min_length": 25}, "sample": {"seed": 3}}}
+    assert run(workdir, change, dryrun=True) == set(SAMPLES)
+    # what is asked re-runs generation
+    change = {"captions": {"generate": {"captions_per_call": 5}}}
+    assert set(SHARDS) <= run(workdir, change, dryrun=True)
+    # another split into jobs re-runs them, and the cache still answers every request
+    change = {"captions": {"filter": {"min_length": 25}, "shards": 3}}
+    assert f"{FOLDER}/replies/shard-002.parquet" in run(workdir, change)
+    assert len(server.requests) == sent
+
+
+def cache_lines(workdir: Path) -> int:
+    files = (workdir / "results/captions/fake/cache").glob("*.jsonl")
+    return sum(len(p.read_bytes().splitlines()) for p in files)
+
+
+def test_killed_run_resumes_without_paying_twice(
+    noun_project: Path, tmp_path: Path, server: FaultServer
+) -> None:
+    override = merge(OVERRIDE, {"captions": {"generate": {"max_nouns": 12}}})
+    workdir = setup(noun_project, tmp_path / "repo", override)
+    answered_first = 7
+    server.hang_after = answered_first  # later requests never get a reply
+    snakemake_bin = Path(sys.executable).parent / "snakemake"
+    command = [
+        str(snakemake_bin),
+        "--cores",
+        "2",
+        "--configfile",
+        TEST_CONFIG,
+        "captions.yaml",
+        "--rerun-incomplete",
+        *TARGETS,
+    ]
+    with open(tmp_path / "first.log", "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 180
+        try:
+            while not (
+                cache_lines(workdir) == answered_first and len(server.requests) > answered_first
+            ):
+                assert process.poll() is None, (tmp_path / "first.log").read_text()
+                assert time.monotonic() < deadline, "the first run made no progress"
+                time.sleep(0.1)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    first = server.keys()
+    answered = set(first[:answered_first])
+    hung = set(first[answered_first:])
+    assert set(server.answered) == answered
+    assert not all((workdir / p).exists() for p in SHARDS)  # killed before the end
+
+    server.hang_after = None
+    subprocess.run(
+        [
+            str(snakemake_bin),
+            "--unlock",
+            "--cores",
+            "1",
+            "--configfile",
+            TEST_CONFIG,
+            "captions.yaml",
+        ],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    second_log = tmp_path / "second.log"
+    with open(second_log, "wb") as out:
+        result = subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    assert result.returncode == 0, second_log.read_text()
+    second = server.keys()[len(first) :]
+    assert not answered & set(second), "an answered request was sent again"
+    assert len(second) == len(set(second))
+    assert hung <= set(second)  # what never got a reply is asked again
+    assert text_num_rows([workdir / p for p in SAMPLES]) > 0
+    assert cache_lines(workdir) == answered_first + len(second)

@@ -1,0 +1,172 @@
+"""Workflow tests of evaluation and the report: a real run of the test config's decoder on a
+Fashion-MNIST subset, the bundled photos and the held-out templates, the HTML report, and dry
+runs that check what a change re-runs, that bad settings stop early, and the paper's DAG."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from project import TEST_CONFIG, copy_project, snakemake
+from snakemake.api import SnakemakeApi
+from snakemake.report.html_reporter import ReportSettings
+from snakemake.settings.types import (
+    ConfigSettings,
+    DAGSettings,
+    OutputSettings,
+    Quietness,
+    ResourceSettings,
+)
+
+pytestmark = pytest.mark.slow
+
+RUN = "tiny_ft9"
+BENCHMARKS = ("fashion_mnist", "sample_photos")
+TARGETS = [
+    *(f"results/eval/{RUN}/{b}.json" for b in BENCHMARKS),
+    f"results/eval/{RUN}/text.json",
+    f"results/report/{RUN}/metrics.csv",
+]
+EVAL_OUTPUTS = {
+    *(f"results/eval/{RUN}/{b}{ext}" for b in BENCHMARKS
+      for ext in (".json", ".predictions.json", ".samples.png")),
+    f"results/eval/{RUN}/text.json",
+    *(f"results/report/{RUN}/{f}" for f in ("metrics.csv", "training.png", "accuracy.png",
+                                           "modality_gap.png")),
+}  # fmt: skip
+
+
+def configfiles(workdir: Path, *overrides: dict) -> list[str]:
+    files = [TEST_CONFIG]
+    for i, override in enumerate(overrides):
+        (workdir / f"eval_override{i}.yaml").write_text(yaml.safe_dump(override))
+        files.append(f"eval_override{i}.yaml")
+    return files
+
+
+def dry_run(workdir: Path, *overrides: dict, resources: dict | None = None) -> set[str]:
+    updated: list[str] = []
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=2, resources=resources or {}),
+            config_settings=ConfigSettings(
+                configfiles=[workdir / f for f in configfiles(workdir, *overrides)]
+            ),
+            snakefile=workdir / "Snakefile",
+            workdir=workdir,
+        )
+        dag = workflow.dag(DAGSettings(targets=frozenset(TARGETS)))
+        dag.execute_workflow(executor="dryrun", updated_files=updated)
+    return set(updated)
+
+
+@pytest.fixture(scope="module")
+def project(noun_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the noun stage's project in which the test run was trained and evaluated."""
+    workdir = tmp_path_factory.mktemp("eval")
+    shutil.copytree(noun_project, workdir, dirs_exist_ok=True)
+    snakemake(workdir, TARGETS)
+    return workdir
+
+
+def test_every_benchmark_and_the_text_side_are_evaluated(project: Path) -> None:
+    for path in EVAL_OUTPUTS:
+        assert (project / path).is_file(), path
+    fashion = json.loads((project / f"results/eval/{RUN}/fashion_mnist.json").read_text())
+    assert fashion["evaluated"] == 40 and fashion["device"] == "cpu"
+    assert fashion["random_embedder"] and len(fashion["config_sha256"]) == 64
+    assert fashion["zero_shot"]["chance"] == pytest.approx(0.1)
+    assert {"zero_shot", "guided", "free", "modality_gap", "timings"} <= set(fashion)
+    photos = json.loads((project / f"results/eval/{RUN}/sample_photos.json").read_text())
+    assert photos["open_vocab"]["top1"]["images"] == 5
+    preds = json.loads((project / f"results/eval/{RUN}/sample_photos.predictions.json").read_text())
+    assert len(preds["samples"]) == 5 and all(len(s["predictions"]) == 10 for s in preds["samples"])
+    text = json.loads((project / f"results/eval/{RUN}/text.json").read_text())
+    assert set(text["sources"]) == {"m1", "m2"}  # the held-out rows of the run's multisets
+    assert all(s["rows"] > 0 and 0 <= s["top1"] <= 1 for s in text["sources"].values())
+    log = (project / f"results/logs/eval/{RUN}/fashion_mnist.log").read_text()
+    assert "images/s" in log and "ETA" in log
+    assert (project / f"results/benchmarks/eval/{RUN}/fashion_mnist.tsv").is_file()
+    table = (project / f"results/report/{RUN}/metrics.csv").read_text().splitlines()
+    assert table[0].startswith("benchmark,") and len(table) == 1 + 2 + 2
+
+
+def test_report_builds_and_says_what_a_random_embedder_means(project: Path) -> None:
+    report = project / "report.html"
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[project / TEST_CONFIG]),
+            snakefile=project / "Snakefile",
+            workdir=project,
+        )
+        dag = workflow.dag(DAGSettings(targets=frozenset(TARGETS)))
+        dag.create_report(reporter="html", report_settings=ReportSettings(path=report))
+    html = report.read_text()
+    assert "uses a random-weight CLIP" in html and "chance level" in html
+    for name in ("metrics.csv", "training.png", "accuracy.png", "modality_gap.png",
+                 "fashion_mnist.samples.png"):  # fmt: skip
+        assert name in html
+
+
+def test_nothing_left_to_do(project: Path) -> None:
+    assert dry_run(project) == set()
+
+
+def test_a_decoding_change_reevaluates_without_retraining(project: Path) -> None:
+    updated = dry_run(project, {"eval": {"gencfg": "beam_k5_vnone_gn_t1_a0"}})
+    assert updated == EVAL_OUTPUTS
+
+
+def test_a_benchmark_change_reevaluates_that_benchmark_only(project: Path) -> None:
+    updated = dry_run(project, {"eval": {"benchmarks": {"fashion_mnist": {"limit": 30}}}})
+    assert updated == {
+        *(f"results/eval/{RUN}/fashion_mnist{e}" for e in (".json", ".predictions.json",
+                                                           ".samples.png")),
+        *(p for p in EVAL_OUTPUTS if p.startswith("results/report/")),
+    }  # fmt: skip
+
+
+def test_batch_size_and_a_gpu_reevaluate_nothing(project: Path) -> None:
+    assert dry_run(project, {"eval": {"batch_size": 7}}, resources={"gpu": 1}) == set()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"eval": {"gencfg": "beam_k10"}}, r"eval\.gencfg"),
+        ({"eval": {"class_gencfg": "greedy_k3_vnone_gp_t1_a0"}}, r"eval\.class_gencfg.*k must"),
+        ({"eval": {"benchmarks": {"x": {"kind": "mnist", "root": "."}}}}, r"benchmarks\.x\.kind"),
+        ({"eval": {"benchmarks": {"text": {"kind": "images", "root": "."}}}}, "reserved"),
+    ],
+)
+def test_bad_eval_settings_stop_before_any_job(project: Path, override: dict, message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        dry_run(project, override)
+
+
+@pytest.mark.parametrize(
+    ("preset", "run"),
+    [
+        (None, "siglip_b16_ft2"),
+        ("presets/siglip_so400m_ft2.yaml", "siglip_so400m_ft2"),
+        ("presets/dfn5b_h14_378_ft2.yaml", "dfn5b_h14_378_ft2"),
+        ("presets/dfn5b_h14_378_ft0.yaml", "dfn5b_h14_378_ft0"),
+    ],
+)
+def test_paper_recipes_dry_run_shows_every_evaluation_job(
+    preset: str | None, run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "dry-run-only")
+    workdir = copy_project(tmp_path)
+    updated = set(snakemake(workdir, configfiles=[preset] if preset else [], dryrun=True))
+    assert not any("siglip_b16_ft2" in p for p in updated) or run == "siglip_b16_ft2"
+    for bench in ("fashion_mnist", "sample_photos", "cifar10", "cifar100", "food101",
+                  "imagenette"):  # fmt: skip
+        assert f"results/eval/{run}/{bench}.json" in updated
+    assert f"results/eval/{run}/text.json" in updated
+    assert f"results/report/{run}/metrics.csv" in updated
+    assert f"results/models/{run}/decoder.pt" in updated

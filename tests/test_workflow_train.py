@@ -1,0 +1,157 @@
+"""Workflow tests of rule train_decoder: a real (tiny, CPU) training run of two runs, then dry
+runs that check what a change re-runs and that bad settings stop before any job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from project import REPO, TEST_CONFIG, snakemake
+from snakemake.api import SnakemakeApi
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import (
+    ConfigSettings,
+    DAGSettings,
+    OutputSettings,
+    Quietness,
+    ResourceSettings,
+)
+
+from novic.config import validate_config
+from novic.dictionary import read_nouns
+from novic.train import load_decoder
+
+pytestmark = pytest.mark.slow
+
+
+def merged_config(*files: Path) -> dict:
+    """config.yaml with the given files merged over it, defaults filled in, as Snakemake does."""
+
+    def merge(base: dict, over: dict) -> dict:
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+        return base
+
+    config: dict = {}
+    for path in (REPO / "config.yaml", *files):
+        merge(config, yaml.safe_load(path.read_text()) or {})
+    return validate_config(config, REPO / "workflow/schemas/config.schema.yaml")
+
+
+CONFIG = merged_config(REPO / TEST_CONFIG)
+RUN = next(name for name, run in CONFIG["runs"].items() if run["enabled"])
+SETTINGS = CONFIG["runs"][RUN]
+# A second run on the same mix with other noise: shares every upstream file with the first.
+OTHER = f"{RUN}_other"
+TWO_RUNS = {
+    "runs": {OTHER: {**{k: SETTINGS[k] for k in ("embedder", "threshold", "mix", "model",
+                                                 "train")},
+                     "noise": {"scheme": "GaussElem", "vec_norm": 0.5}}}
+}  # fmt: skip
+
+
+def outputs(run: str) -> list[str]:
+    return [f"results/models/{run}/decoder.pt", f"results/models/{run}/metrics.jsonl"]
+
+
+TARGETS = outputs(RUN) + outputs(OTHER)
+
+
+def configfiles(workdir: Path, *overrides: dict) -> list[str]:
+    files = [TEST_CONFIG]
+    for i, override in enumerate([TWO_RUNS, *overrides]):
+        (workdir / f"override{i}.yaml").write_text(yaml.safe_dump(override))
+        files.append(f"override{i}.yaml")
+    return files
+
+
+def dry_run(workdir: Path, *overrides: dict) -> set[str]:
+    return set(snakemake(workdir, TARGETS, configfiles(workdir, *overrides), dryrun=True))
+
+
+@pytest.fixture(scope="module")
+def project(noun_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the noun stage's project in which both test runs have been trained once."""
+    assert "captions" not in SETTINGS["mix"], "the test run should not start the LLM"
+    workdir = tmp_path_factory.mktemp("train")
+    shutil.copytree(noun_project, workdir, dirs_exist_ok=True)
+    snakefile = workdir / "Snakefile"
+    text = snakefile.read_text()
+    if "rules/train.smk" not in text:  # until the root Snakefile includes the stage
+        snakefile.write_text(text + '\n\ninclude: "workflow/rules/train.smk"\n')
+    snakemake(workdir, TARGETS, configfiles(workdir))
+    return workdir
+
+
+def test_decoders_are_trained_from_their_mix(project: Path) -> None:
+    vocab = read_nouns(project / f"results/vocab/ft{SETTINGS['threshold']}.parquet")
+    for run in (RUN, OTHER):
+        model, targets, record = load_decoder(project / f"results/models/{run}/decoder.pt")
+        assert targets.nouns[1:] == vocab.column("target_noun").to_pylist()
+        assert targets.noun_ids[1:] == vocab.column("id").to_pylist()
+        assert record["meta"]["run"] == run
+        assert record["meta"]["embedder_spec"] == CONFIG["embedders"][SETTINGS["embedder"]]
+        assert record["meta"]["config"]["model"] == SETTINGS["model"]
+        assert model.cfg.hidden == SETTINGS["model"]["hidden"]
+        assert record["summary"]["heldout"]["rows"] > 0
+        lines = (project / f"results/models/{run}/metrics.jsonl").read_text().splitlines()
+        metrics = [json.loads(line) for line in lines]
+        assert [m["chunk"] for m in metrics] == list(range(1, len(metrics) + 1))
+        assert metrics[-1]["chunks"] == len(metrics) >= 2 and metrics[-1]["device"] == "cpu"
+        assert not (project / f"results/models/{run}/work/checkpoint.pt").exists()
+    noise = [load_decoder(project / f"results/models/{r}/decoder.pt")[2]["noise"]["scheme"]
+             for r in (RUN, OTHER)]  # fmt: skip
+    assert noise == [SETTINGS["noise"]["scheme"], "GaussElem"]
+    log = (project / f"results/logs/train_decoder/{RUN}.log").read_text()
+    assert "samples/s" in log and "ETA" in log and "held-out rows" in log
+    assert (project / f"results/benchmarks/train_decoder/{RUN}.tsv").exists()
+
+
+def test_nothing_left_to_do(project: Path) -> None:
+    assert dry_run(project) == set()
+
+
+def test_noise_change_retrains_that_run_only(project: Path) -> None:
+    override = {"runs": {OTHER: {"noise": {"vec_norm": 0.75}}}}
+    assert dry_run(project, override) == set(outputs(OTHER))
+
+
+def test_train_change_retrains_but_reembeds_nothing(project: Path) -> None:
+    override = {"runs": {RUN: {"train": {"seed": 1}, "model": {"dropout": 0.0}}}}
+    assert dry_run(project, override) == set(outputs(RUN))
+
+
+def test_checkpoint_interval_and_a_gpu_retrain_nothing(project: Path) -> None:
+    override = {"runs": {RUN: {"train": {"checkpoint_every": 5}}}}
+    assert dry_run(project, override) == set()
+    updated: list[str] = []
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=2, resources={"gpu": 1}),
+            config_settings=ConfigSettings(configfiles=[project / f for f in configfiles(project)]),
+            snakefile=project / "Snakefile",
+            workdir=project,
+        )
+        dag = workflow.dag(DAGSettings(targets=frozenset(TARGETS)))
+        dag.execute_workflow(executor="dryrun", updated_files=updated)
+    assert updated == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"model": {"hidden": 30, "heads": 4}}, rf"runs\.{RUN}\.model\.heads"),
+        ({"noise": {"scheme": "GaussAngle"}}, rf"runs\.{RUN}\.noise\.angle_std"),
+        ({"noise": {"scheme": "Gaussian"}}, r"noise\.scheme"),
+        ({"train": {"accum": 0}}, r"train\.accum"),
+    ],
+)
+def test_bad_settings_stop_before_any_job(project: Path, override: dict, message: str) -> None:
+    with pytest.raises((WorkflowError, ValueError), match=message):
+        dry_run(project, {"runs": {RUN: override}})

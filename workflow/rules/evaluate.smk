@@ -1,0 +1,116 @@
+# Evaluation (novic.evaluate; reference sections 8 and 9) and the report's figures.
+#
+# results/eval/{run}/{benchmark}.json              metrics: zero-shot ceiling, NOVIC with the
+#                                                  class list, free predictions, semantic
+#                                                  similarity, open-vocabulary points, modality
+#                                                  gap, config hash, device, timings
+# results/eval/{run}/{benchmark}.predictions.json  every image's predictions
+# results/eval/{run}/{benchmark}.samples.png       sample images with their top predictions
+# results/eval/{run}/text.json                     text side: held-out templates, exact match
+# results/report/{run}/                            the report's table and figures
+#
+# Image jobs ask for a GPU (resources gpu=1) and use it when they get one, else the CPU.
+
+
+rule evaluate_benchmark:
+    input:
+        decoder="results/models/{run}/decoder.pt",
+        embedder=mix_embedder,
+        dictionary="results/nouns/dictionary.parquet",
+        files=benchmark_files,
+    output:
+        metrics="results/eval/{run}/{benchmark}.json",
+        predictions="results/eval/{run}/{benchmark}.predictions.json",
+        samples=report(
+            "results/eval/{run}/{benchmark}.samples.png",
+            caption="../report/samples.rst",
+            category="{run}",
+            subcategory="Sample predictions",
+        ),
+    log:
+        "results/logs/eval/{run}/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/eval/{run}/{benchmark}.tsv"
+    wildcard_constraints:
+        run=r"[A-Za-z0-9_-]+",
+        benchmark=benchmark_pattern(),
+    conda:
+        "../envs/novic.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        cfg=eval_params,
+    script:
+        "../scripts/evaluate_benchmark.py"
+
+
+rule evaluate_text:
+    input:
+        decoder="results/models/{run}/decoder.pt",
+        heldout=text_heldout,
+    output:
+        "results/eval/{run}/text.json",
+    log:
+        "results/logs/eval/{run}/text.log",
+    benchmark:
+        "results/benchmarks/eval/{run}/text.tsv"
+    wildcard_constraints:
+        run=r"[A-Za-z0-9_-]+",
+    conda:
+        "../envs/novic.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cfg=text_params,
+    script:
+        "../scripts/evaluate_text.py"
+
+
+rule summarize_run:
+    input:
+        evals=run_eval_files,
+        text="results/eval/{run}/text.json",
+        train="results/models/{run}/metrics.jsonl",
+    output:
+        table=report(
+            "results/report/{run}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="{run}",
+            subcategory="Metrics",
+        ),
+        curves=report(
+            "results/report/{run}/training.png",
+            caption="../report/training.rst",
+            category="{run}",
+            subcategory="Training",
+        ),
+        accuracy=report(
+            "results/report/{run}/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="{run}",
+            subcategory="Accuracy",
+        ),
+        gap=report(
+            "results/report/{run}/modality_gap.png",
+            caption="../report/modality_gap.rst",
+            category="{run}",
+            subcategory="Modality gap",
+        ),
+    log:
+        "results/logs/report/{run}.log",
+    wildcard_constraints:
+        run=r"[A-Za-z0-9_-]+",
+    conda:
+        "../envs/novic.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/summarize_run.py"

@@ -1,0 +1,16 @@
+"""Snakemake adapter of rule summarize_run: the report's table and figures of one run."""
+
+from novic.logs import log_to
+
+log_to(snakemake.log[0])
+
+from novic.report import run_report  # noqa: E402
+
+out = snakemake.output
+run_report(
+    snakemake.wildcards.run,
+    snakemake.input.evals,
+    snakemake.input.text,
+    snakemake.input.train,
+    {"table": out.table, "curves": out.curves, "accuracy": out.accuracy, "gap": out.gap},
+)
