@@ -330,7 +330,7 @@ def test_slurm_profile_places_the_paper_scale_jobs(tmp_path):
         placed = resources["slurm_partition"]
         assert placed == expected_partition(job.rule, resources), (job.key, resources)
     # The local profile parses too (its GPU limit is checked above and in the cluster test).
-    snakemake(tree, "-n", "--profile", "profiles/local", env=clean_env(NOVIC_GPUS="1"))
+    snakemake(tree, "-n", "--profile", "profiles/local", env={**env, "NOVIC_GPUS": "1"})
 
 
 @pytest.mark.slow
