@@ -55,3 +55,16 @@ def snakemake(
 
 def noun_targets(thresholds: Iterable[int]) -> list[str]:
     return [f"results/vocab/ft{t}.parquet" for t in thresholds]
+
+
+def merged_config(*files: Path) -> dict:
+    """config.yaml with the given files merged over it, defaults filled in, as Snakemake does."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from novic.config import validate_config
+
+    config: dict = {}
+    for path in (REPO / "config.yaml", *files):
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    return validate_config(config, REPO / "workflow/schemas/config.schema.yaml")

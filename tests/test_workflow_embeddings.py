@@ -11,32 +11,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from project import REPO, TEST_CONFIG, snakemake
+from project import REPO, TEST_CONFIG, merged_config, snakemake
 
 from novic.cache import fixed_list_numpy, read_mix, shard_permutation
-from novic.config import validate_config
 from novic.embedders import load_embedder
 from novic.io import read_metadata
 from novic.loader import EmbeddingLoader
 
 pytestmark = pytest.mark.slow
-
-
-def merged_config(*files: Path) -> dict:
-    """config.yaml with the given files merged over it and defaults filled in, as Snakemake does."""
-
-    def merge(base: dict, over: dict) -> dict:
-        for key, value in over.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-        return base
-
-    config: dict = {}
-    for path in (REPO / "config.yaml", *files):
-        merge(config, yaml.safe_load(path.read_text()) or {})
-    return validate_config(config, REPO / "workflow/schemas/config.schema.yaml")
 
 
 CONFIG = merged_config(REPO / TEST_CONFIG)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from project import REPO, TEST_CONFIG, snakemake
+from project import REPO, TEST_CONFIG, merged_config, snakemake
 from snakemake.api import SnakemakeApi
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import (
@@ -20,28 +20,10 @@ from snakemake.settings.types import (
     ResourceSettings,
 )
 
-from novic.config import validate_config
 from novic.dictionary import read_nouns
 from novic.train import load_decoder
 
 pytestmark = pytest.mark.slow
-
-
-def merged_config(*files: Path) -> dict:
-    """config.yaml with the given files merged over it, defaults filled in, as Snakemake does."""
-
-    def merge(base: dict, over: dict) -> dict:
-        for key, value in over.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-        return base
-
-    config: dict = {}
-    for path in (REPO / "config.yaml", *files):
-        merge(config, yaml.safe_load(path.read_text()) or {})
-    return validate_config(config, REPO / "workflow/schemas/config.schema.yaml")
 
 
 CONFIG = merged_config(REPO / TEST_CONFIG)
