@@ -18,12 +18,15 @@ those re-filters the cached replies without any LLM call.
 Sampling (CaptionsCacheWriter's rules). Per noun and form, up to
 `template_multiplier * sum(freqs)` caption templates are drawn at random; then each variant v
 gets `sample_multiplier * freq(v)` rows, cycling through the drawn templates with v filled in.
-Each row has one target (the noun id, weight 1).
+Each row has one target (the noun id, weight 1). Before sampling, a `heldout_fraction` of the
+caption templates is set aside (at least one stays per noun and form); one row per held-out
+template forms the held-out set that measures the decoder on captions it never saw.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -551,6 +554,59 @@ def sample_rows(
     return texts, np.asarray(ids, dtype=np.int32)
 
 
+def heldout_mask(captions: pa.Table, fraction: float, seed: int) -> np.ndarray:
+    """Which caption templates to hold out of training (a boolean per row).
+
+    Each template is held out with probability `fraction`, decided by a hash of (seed, noun,
+    form, template), so the split of one noun's captions does not change when other nouns or
+    captions come or go. A noun's form keeps at least one training template.
+    """
+    rows = captions.select(["noun_id", "form", "template"]).to_pylist()
+    draws = np.array(
+        [
+            int.from_bytes(
+                hashlib.sha256(
+                    f"{seed}:{r['noun_id']}:{r['form']}:{r['template']}".encode()
+                ).digest()[:8],
+                "big",
+            )
+            / 2**64
+            for r in rows
+        ]
+    )
+    held = draws < fraction
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[(r["noun_id"], r["form"])].append(i)
+    for members in groups.values():
+        if held[members].all():
+            held[max(members, key=lambda i: draws[i])] = False
+    return held
+
+
+def heldout_rows(
+    captions: pa.Table, nouns: Sequence[Noun], max_rows: int, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """One evaluation row per held-out caption template (a variant of its form drawn by
+    frequency), at most `max_rows` of them (a random subset)."""
+    by_id = {noun.id: noun for noun in nouns}
+    texts: list[str] = []
+    ids: list[int] = []
+    for row in captions.select(["noun_id", "form", "template"]).to_pylist():
+        noun = by_id.get(row["noun_id"])
+        freqs = noun.freqs(row["form"]) if noun else []
+        if not freqs:
+            continue
+        rng = random.Random(f"{seed}:heldout:{row['noun_id']}:{row['template']}")
+        variant = rng.choices(noun.variants(row["form"]), weights=freqs)[0]
+        texts.append(fill(row["template"], row["form"], variant))
+        ids.append(noun.id)
+    if len(texts) > max_rows:
+        keep = sorted(random.Random(f"{seed}:heldout").sample(range(len(texts)), max_rows))
+        texts, ids = [texts[i] for i in keep], [ids[i] for i in keep]
+    return texts, np.asarray(ids, dtype=np.int32)
+
+
 def read_captions(path: str | Path) -> pa.Table:
     table = pq.read_table(path)
     missing = [n for n in CAPTION_SCHEMA.names if n not in table.schema.names]
@@ -721,16 +777,24 @@ def run_sample(
     vocab_path: str | Path,
     captions_path: str | Path,
     out_paths: Sequence[str | Path],
+    heldout_path: str | Path,
     params: dict[str, Any],
-) -> int:
+) -> dict[str, int]:
     """The sample_captions stage: caption templates -> shuffled training rows in len(out_paths)
-    text-dataset shards of (nearly) equal size. `params`: captions.sample."""
+    text-dataset shards of (nearly) equal size, and rows of the held-out templates (never
+    trained on) in `heldout_path`. `params`: captions.sample."""
     nouns = load_nouns(vocab_path)
     captions = read_captions(captions_path)
+    seed = params["seed"]
+    held = heldout_mask(captions, params["heldout_fraction"], seed)
     texts, ids = sample_rows(
-        captions, nouns, params["template_multiplier"], params["sample_multiplier"], params["seed"]
+        captions.filter(pa.array(~held)),
+        nouns,
+        params["template_multiplier"],
+        params["sample_multiplier"],
+        seed,
     )
-    order = np.random.default_rng(params["seed"]).permutation(len(texts))
+    order = np.random.default_rng(seed).permutation(len(texts))
     meta = {
         "novic.artifact": "caption_samples",
         "novic.vocab_sha256": vocab_identity(vocab_path),
@@ -743,20 +807,26 @@ def run_sample(
         with TextShardWriter(path, {**meta, "novic.shard": f"{k}/{len(out_paths)}"}) as writer:
             for start in range(0, len(part), 65_536):
                 rows = part[start : start + 65_536]
-                writer.write(
-                    text_batch(
-                        [texts[i] for i in rows],
-                        ids[rows, None],
-                        np.ones((len(rows), 1), np.float32),
-                    )
-                )
+                writer.write(_rows_batch([texts[i] for i in rows], ids[rows]))
+    held_texts, held_ids = heldout_rows(
+        captions.filter(pa.array(held)), nouns, params["heldout_rows"], seed
+    )
+    with TextShardWriter(heldout_path, {**meta, "novic.split": "heldout"}) as writer:
+        writer.write(_rows_batch(held_texts, held_ids))
     log.info(
-        "%d caption samples for %d nouns in %d shard(s)",
+        "%d caption samples for %d nouns in %d shard(s); %d held-out rows from %d templates",
         len(texts),
         len(set(ids.tolist())),
         len(out_paths),
+        len(held_texts),
+        int(held.sum()),
     )
-    return len(texts)
+    return {"rows": len(texts), "heldout_rows": len(held_texts)}
+
+
+def _rows_batch(texts: list[str], ids: np.ndarray) -> pa.RecordBatch:
+    """Text-dataset rows with one target each (weight 1)."""
+    return text_batch(texts, ids[:, None], np.ones((len(texts), 1), np.float32))
 
 
 def reply_cache_dir(replies_path: str | Path) -> Path:

@@ -290,6 +290,26 @@ def _log_probs(logits: torch.Tensor, cfg: GenConfig, allowed: torch.Tensor | Non
     return torch.log_softmax(logits, dim=-1).masked_fill(~allowed, -math.inf)
 
 
+def _step_log_probs(
+    logits: torch.Tensor,
+    cfg: GenConfig,
+    tree: PrefixTree | None,
+    node: torch.Tensor,
+    step: int,
+    cmax: int,
+) -> torch.Tensor:
+    """Log-probabilities of the next token at `step`: the guide tree's mask when guided, else
+    no empty noun at the first step and only the end token at the last."""
+    if tree is not None:
+        return _log_probs(logits, cfg, tree.allowed(node))
+    logp = _log_probs(logits, cfg, None)
+    if step == 0:
+        logp[:, 0] = -math.inf
+    if step == cmax - 1:
+        logp[:, 1:] = -math.inf
+    return logp
+
+
 def _length_norm(score: torch.Tensor, length: torch.Tensor, alpha: float) -> torch.Tensor:
     return score if alpha == 0 else score / length.clamp(min=1).float() ** alpha
 
@@ -329,14 +349,7 @@ def beam_search(
             logits = model(embedding, tokens[::k])[:, -1].repeat_interleave(k, dim=0)
         else:
             logits = model(rep, tokens)[:, -1]
-        if tree is not None:
-            logp = _log_probs(logits, cfg, tree.allowed(gnode))
-        else:
-            logp = _log_probs(logits, cfg, None)
-            if step == 0:
-                logp[:, 0] = -math.inf  # no empty noun
-            if step == cmax - 1:
-                logp[:, 1:] = -math.inf  # the last position can only end the noun
+        logp = _step_log_probs(logits, cfg, tree, gnode, step, cmax)
         step_prior = vocab.log_prior(vnode) if scale else torch.zeros_like(logp)
         flat_done = done.view(-1)
         logp[flat_done] = -math.inf
@@ -413,14 +426,7 @@ def greedy(
     scale = cfg.prior_scale if cfg.prior != "none" else 0.0
     for step in range(cmax):
         logits = model(embedding, tokens)[:, -1]
-        if tree is not None:
-            logp = _log_probs(logits, cfg, tree.allowed(gnode))
-        else:
-            logp = _log_probs(logits, cfg, None)
-            if step == 0:
-                logp[:, 0] = -math.inf
-            if step == cmax - 1:
-                logp[:, 1:] = -math.inf
+        logp = _step_log_probs(logits, cfg, tree, gnode, step, cmax)
         step_prior = vocab.log_prior(vnode) if scale else torch.zeros_like(logp)
         rank = logp.clone()
         if cfg.prior == "tok":

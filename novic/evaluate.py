@@ -17,10 +17,10 @@ One image benchmark (evaluate_images) embeds the dataset's images once and measu
 - the modality gap: angles between image embeddings and the text embedding of their class,
   against random classes, next to the angles the training noise rotates text embeddings by.
 
-The text side (evaluate_text) decodes held-out text embeddings (templates the decoder never saw)
-and counts exact matches of the top-1 noun with the row's target nouns. It measures how well the
-decoder inverts the text encoder, so it is meaningful even for a random embedder, whose image
-accuracy is at chance level.
+The text side (evaluate_text) decodes held-out text embeddings (prompt templates and LLM
+captions the decoder never saw) and counts exact matches of the top-1 noun with the row's target
+nouns. It measures how well the decoder inverts the text encoder, so it is meaningful even for a
+random embedder, whose image accuracy is at chance level.
 """
 
 from __future__ import annotations

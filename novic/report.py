@@ -164,7 +164,8 @@ def metrics_rows(
     for name, s in (text or {}).get("sources", {}).items():
         rows.append(
             {
-                "benchmark": f"text: held-out {name} templates",
+                "benchmark": f"text: held-out {name}"
+                + ("" if name == "captions" else " templates"),
                 "images": s.get("rows", 0),
                 "free top-1": pct(s.get("top1")),
                 "free top-5": pct(s.get("top5")),

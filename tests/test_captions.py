@@ -19,6 +19,8 @@ from novic.captions import (
     NounMatcher,
     filter_replies,
     generate_noun,
+    heldout_mask,
+    heldout_rows,
     load_nouns,
     normalise,
     parse_numbered,
@@ -205,6 +207,32 @@ def test_sample_rows_follow_the_reference_rules():
         sample_rows(captions, NOUNS, 5, 3, seed=0)
 
 
+def test_heldout_captions_are_never_sampled_for_training():
+    templates = [f"photo {i} of a {{singular}}" for i in range(200)] + ["many {plural}"]
+    captions = pa.table(
+        {
+            "noun_id": [1] * 201 + [3],
+            "form": ["singular"] * 200 + ["plural", "singular"],
+            "template": [*templates, "one {singular}"],
+        }
+    )
+    held = heldout_mask(captions, 0.25, seed=0)
+    assert 30 < held[:200].sum() < 70  # about a quarter of the dog's singular templates
+    assert not held[200] and not held[201]  # a form's only template stays for training
+    assert (heldout_mask(captions, 0.25, seed=0) == held).all()
+    assert (heldout_mask(captions.slice(0, 200), 0.25, seed=0) == held[:200]).all()  # stable
+    assert heldout_mask(captions, 1.0, seed=0).sum() == 199  # all but one of the 200
+    train = captions.filter(pa.array(~held))
+    texts, _ = sample_rows(train, NOUNS, 100, 100, seed=0)
+    held_texts, ids = heldout_rows(captions.filter(pa.array(held)), NOUNS, 1000, seed=0)
+    assert len(held_texts) == held.sum() and set(ids.tolist()) == {1}
+    assert all(t.endswith((" dog", " hound")) for t in held_texts)
+    stems = {t.rsplit(" of a ", 1)[0] for t in texts}
+    assert stems and not stems & {t.rsplit(" of a ", 1)[0] for t in held_texts}
+    few, _ = heldout_rows(captions.filter(pa.array(held)), NOUNS, 5, seed=0)
+    assert len(few) == 5 and set(few) <= set(held_texts)
+
+
 def test_load_and_select_nouns(vocab):
     nouns = load_nouns(vocab)
     assert nouns == NOUNS
@@ -269,12 +297,21 @@ def test_stages_end_to_end_with_fault_server(tmp_path, vocab):
         "{singular}" in t or "{plural}" in t for t in captions.column("template").to_pylist()
     )
     parts = [out / "samples" / f"part-{k:04d}.parquet" for k in range(2)]
-    rows = run_sample(
+    counts = run_sample(
         vocab,
         out / "captions.parquet",
         parts,
-        {"template_multiplier": 2, "sample_multiplier": 3, "seed": 0},
+        out / "samples" / "heldout.parquet",
+        {
+            "template_multiplier": 2,
+            "sample_multiplier": 3,
+            "seed": 0,
+            "heldout_fraction": 0.0,
+            "heldout_rows": 10,
+        },
     )
+    rows = counts["rows"]
+    assert counts["heldout_rows"] == read_text([out / "samples" / "heldout.parquet"]).num_rows == 0
     table = read_text(parts)
     # 3 rows per unit of variant frequency, for each noun form that has captions
     ids, forms = captions.column("noun_id").to_pylist(), captions.column("form").to_pylist()

@@ -4,6 +4,7 @@ resumes without sending any answered request again."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -18,13 +19,13 @@ import yaml
 from llm_fault_server import FaultServer
 from project import TEST_CONFIG, snakemake
 
-from novic.textdata import text_num_rows
+from novic.textdata import read_text, text_num_rows
 
 pytestmark = pytest.mark.slow
 
 KEY = "sk-novic-test-key-must-not-leak-7f3a9c"
 FOLDER = "results/captions/fake/ft9"
-SAMPLES = [f"{FOLDER}/samples/part-{k:04d}.parquet" for k in range(2)]
+SAMPLES = [f"{FOLDER}/samples/{name}.parquet" for name in ("part-0000", "part-0001", "heldout")]
 TARGETS = [*SAMPLES, f"{FOLDER}/captions.stats.json"]
 SHARDS = [
     f"{FOLDER}/replies/shard-{k:03d}.{ext}" for k in range(2) for ext in ("parquet", "stats.json")
@@ -43,23 +44,18 @@ OVERRIDE = {
             "max_unproductive_calls": 2,
         },
         "requests": {"concurrency": 2, "timeout": 20, "max_retries": 3, "backoff_base": 0.05},
-        "sample": {"template_multiplier": 2, "sample_multiplier": 3, "parts": 2},
+        "sample": {
+            "template_multiplier": 2,
+            "sample_multiplier": 3,
+            "parts": 2,
+            "heldout_fraction": 0.3,
+        },
     }
 }
 
 
-def merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = merge(out[key], value) if isinstance(out.get(key), dict) else value
-    return out
-
-
 def setup(noun_project: Path, dest: Path, override: dict) -> Path:
     shutil.copytree(noun_project, dest)
-    snakefile = dest / "Snakefile"
-    if "rules/captions.smk" not in snakefile.read_text():  # until the Snakefile includes it
-        snakefile.write_text(snakefile.read_text() + '\n\ninclude: "workflow/rules/captions.smk"\n')
     (dest / "captions.yaml").write_text(yaml.safe_dump(override))
     return dest
 
@@ -93,6 +89,12 @@ def test_openai_backend_key_never_stored_and_reruns(
         r["headers"]["authorization"] == f"Bearer {KEY}" for r in server.requests
     )
     assert text_num_rows([workdir / p for p in SAMPLES]) > 0
+    # held-out caption templates give evaluation rows and never a training row
+    held, train = (
+        {(r["text"], r["targets"][0]) for r in read_text([workdir / p for p in paths]).to_pylist()}
+        for paths in (SAMPLES[-1:], SAMPLES[:-1])
+    )
+    assert held and not held & train
     captions = pq.read_table(workdir / FOLDER / "captions.parquet")
     vocab = pq.read_metadata(workdir / "results/vocab/ft9.parquet").num_rows
     assert len(set(captions.column("noun_id").to_pylist())) == min(8, vocab)
@@ -130,7 +132,8 @@ def cache_lines(workdir: Path) -> int:
 def test_killed_run_resumes_without_paying_twice(
     noun_project: Path, tmp_path: Path, server: FaultServer
 ) -> None:
-    override = merge(OVERRIDE, {"captions": {"generate": {"max_nouns": 12}}})
+    override = copy.deepcopy(OVERRIDE)
+    override["captions"]["generate"]["max_nouns"] = 12
     workdir = setup(noun_project, tmp_path / "repo", override)
     answered_first = 7
     server.hang_after = answered_first  # later requests never get a reply

@@ -168,5 +168,8 @@ def test_paper_recipes_dry_run_shows_every_evaluation_job(
                   "imagenette"):  # fmt: skip
         assert f"results/eval/{run}/{bench}.json" in updated
     assert f"results/eval/{run}/text.json" in updated
+    held = {p for p in updated if p.endswith("/heldout.parquet") and "/embeddings/" in p}
+    # the text side sees the held-out templates of M1-M3 and the held-out captions
+    assert {p.split("/")[3] for p in held} == {"prompts", "captions"} and len(held) == 4
     assert f"results/report/{run}/metrics.csv" in updated
     assert f"results/models/{run}/decoder.pt" in updated

@@ -7,6 +7,8 @@
 #   ft{threshold}/replies/shard-NNN.parquet   the replies one shard's nouns used (+ .stats.json)
 #   ft{threshold}/captions.parquet     filtered caption templates (+ captions.stats.json: yield)
 #   ft{threshold}/samples/part-NNNN.parquet   training rows, text-dataset schema (shuffled)
+#   ft{threshold}/samples/heldout.parquet     rows of held-out caption templates (text-side
+#                                      evaluation; never trained on)
 from novic.textdata import shard_name
 
 # The active LLM's key must be in the environment (declared only where one is needed, since a
@@ -94,10 +96,11 @@ rule sample_captions:
         vocab="results/vocab/ft{threshold}.parquet",
         captions="results/captions/{llm}/ft{threshold}/captions.parquet",
     output:
-        expand(
+        parts=expand(
             "results/captions/{{llm}}/ft{{threshold}}/samples/{name}",
             name=caption_sample_names(),
         ),
+        heldout="results/captions/{llm}/ft{threshold}/samples/heldout.parquet",
     log:
         "results/logs/captions/{llm}/ft{threshold}/sample_captions.log",
     benchmark:

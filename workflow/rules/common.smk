@@ -236,14 +236,20 @@ def mix_multisets():
     ]
 
 
+def source_dataset(source, threshold):
+    """The text dataset (a folder under results/) of one mix source."""
+    if source == "captions":
+        return f"captions/{config['captions']['llm']}/ft{threshold}/samples"
+    return f"prompts/ft{threshold}/{source}"
+
+
 def source_texts(source, threshold):
     """The text shards ({dataset}/{part}, no extension) of one mix source."""
     if source == "captions":
         parts = config["captions"]["sample"]["parts"]
-        dataset = f"captions/{config['captions']['llm']}/ft{threshold}/samples"
     else:
         parts = config["prompts"]["shards"]
-        dataset = f"prompts/ft{threshold}/{source}"
+    dataset = source_dataset(source, threshold)
     return [f"{dataset}/{shard_name(k).removesuffix('.parquet')}" for k in range(parts)]
 
 
@@ -261,12 +267,13 @@ def run_sources(run):
 
 
 def run_heldout(run):
-    """Held-out prompt rows of the run's multisets (validation data for training)."""
+    """Held-out rows of the run's sources: prompts of held-out templates and captions of
+    held-out caption templates (validation data for training, the text-side evaluation)."""
     r = active_runs()[run]
     return {
-        source: f"results/embeddings/{r['embedder']}/prompts/ft{r['threshold']}/{source}/heldout.parquet"
+        source: f"results/embeddings/{r['embedder']}/{source_dataset(source, r['threshold'])}/heldout.parquet"
         for source, weight in r["mix"].items()
-        if weight > 0 and source != "captions"
+        if weight > 0
     }
 
 

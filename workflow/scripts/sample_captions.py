@@ -9,5 +9,9 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 from novic.captions import run_sample  # noqa: E402
 
 run_sample(
-    snakemake.input.vocab, snakemake.input.captions, list(snakemake.output), snakemake.params.cfg
+    snakemake.input.vocab,
+    snakemake.input.captions,
+    list(snakemake.output.parts),
+    snakemake.output.heldout,
+    snakemake.params.cfg,
 )
