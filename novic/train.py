@@ -549,9 +549,9 @@ def run_training(
 
     `params` is the run's config (embedder, threshold, mix, model, noise, train). The targets
     are the vocabulary's nouns, tokenised with the embedder's tokenizer; the unfinished state
-    lives in `{decoder folder}/work/`. The mix's held-out rows (prompt templates kept out of
-    training) are evaluated at the end. `threads`: the job's CPU threads, shared between torch
-    and the loader's reader processes.
+    lives in `{decoder folder}/work/`. The mix's held-out rows (prompt and caption templates
+    kept out of training) are evaluated at the end. `threads`: the job's CPU threads, shared
+    between torch and the loader's reader processes.
     """
     from novic.cache import Mix, MixSource, read_mix
     from novic.dictionary import read_nouns
@@ -596,8 +596,8 @@ def run_training(
         targets.max_tokens,
     )
     heldout = None
-    if mix.heldout:
-        sources = [MixSource(name, 1.0, [shard]) for name, shard in mix.heldout.items()]
+    sources = [MixSource(name, 1.0, [s]) for name, s in mix.heldout.items() if s.rows]
+    if sources:  # a small caption set may hold none out
         held = Mix(**{**vars(mix), "sources": sources, "heldout": {}})
         heldout = EmbeddingLoader(held, batch_size=t.batch_size, drop_last=False)
     decoder_path = Path(decoder_path)

@@ -268,7 +268,8 @@ def run_sources(run):
 
 def run_heldout(run):
     """Held-out rows of the run's sources: prompts of held-out templates and captions of
-    held-out caption templates (validation data for training, the text-side evaluation)."""
+    held-out caption templates (validation data for training, the text-side evaluation).
+    """
     r = active_runs()[run]
     return {
         source: f"results/embeddings/{r['embedder']}/{source_dataset(source, r['threshold'])}/heldout.parquet"
