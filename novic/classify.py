@@ -175,7 +175,7 @@ class Classifier:
                 image = load_image(source)
             except Exception as exc:  # report and go on with the rest
                 results[-1].error = str(exc) if str(exc) else type(exc).__name__
-                log.warning("skipping %s", results[-1].error)
+                log.info("skipping %s", results[-1].error)  # the Result carries it
                 continue
             batch.append((len(results) - 1, image))
             if len(batch) >= self.batch_size:
