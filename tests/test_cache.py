@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from novic.cache import (
     CacheMismatchError,
@@ -31,18 +30,7 @@ from novic.textdata import TextShardWriter, text_batch
 NOUNS = ["dog", "cat", "apple", "fire truck", "x-ray machine", "lighthouse", "chair"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared machine: one torch thread is faster and steadier than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Embedder:
-    return load_embedder({"tiny": {"seed": 0}})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_vocab(path: Path, content: str = "vocab-a") -> Path:

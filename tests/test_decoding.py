@@ -4,7 +4,6 @@ exhaustive scoring together, on a small random decoder."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,12 +22,7 @@ from novic.tokens import TargetTokens
 VOCAB, CMAX, NOUNS, DIM = 12, 5, 40, 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_targets(nouns: int = NOUNS, seed: int = 0) -> TargetTokens:
