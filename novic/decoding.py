@@ -290,6 +290,16 @@ def _log_probs(logits: torch.Tensor, cfg: GenConfig, allowed: torch.Tensor | Non
     return torch.log_softmax(logits, dim=-1).masked_fill(~allowed, -math.inf)
 
 
+def _guide_tree(
+    cfg: GenConfig, guide: PrefixTree | None, vocab: PrefixTree
+) -> tuple[PrefixTree | None, int]:
+    """The tree that masks each step (None when unguided) and the most steps a search takes."""
+    if cfg.guided and guide is None:
+        raise ValueError(f"{cfg.name} is guided but no guide list was given")
+    cmax = vocab.max_length if guide is None else max(vocab.max_length, guide.max_length)
+    return (guide if cfg.guided else None), cmax
+
+
 def _step_log_probs(
     logits: torch.Tensor,
     cfg: GenConfig,
@@ -330,10 +340,7 @@ def beam_search(
     """
     device = embedding.device
     b, k, v = embedding.shape[0], cfg.k, vocab.vocab_size
-    cmax = vocab.max_length if guide is None else max(vocab.max_length, guide.max_length)
-    if cfg.guided and guide is None:
-        raise ValueError(f"{cfg.name} is guided but no guide list was given")
-    tree = guide if cfg.guided else None
+    tree, cmax = _guide_tree(cfg, guide, vocab)
     tokens = torch.zeros(b * k, 0, dtype=torch.long, device=device)
     logprob = torch.zeros(b, k, device=device)
     logprob[:, 1:] = -math.inf  # one empty candidate to start from
@@ -412,10 +419,7 @@ def greedy(
     """Greedy decoding: the most probable allowed token at each step (K = 1)."""
     device = embedding.device
     b = embedding.shape[0]
-    cmax = vocab.max_length if guide is None else max(vocab.max_length, guide.max_length)
-    tree = guide if cfg.guided else None
-    if cfg.guided and tree is None:
-        raise ValueError(f"{cfg.name} is guided but no guide list was given")
+    tree, cmax = _guide_tree(cfg, guide, vocab)
     tokens = torch.zeros(b, 0, dtype=torch.long, device=device)
     logprob = torch.zeros(b, device=device)
     prior = torch.zeros(b, device=device)

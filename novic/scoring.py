@@ -65,18 +65,24 @@ def topk_accuracy(
 # --- open-vocabulary points -------------------------------------------------------------------
 
 
+def _read_object(path: Path, what: str, shape: str) -> dict[str, Any]:
+    """A JSON file holding one object, or an AnnotationError naming the file."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AnnotationError(f"{path}: cannot read {what}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise AnnotationError(f"{path}: expected an object {shape}")
+    return raw
+
+
 def load_annotations(path: str | Path) -> dict[str, dict[str, str]]:
     """Read an annotation file: image -> {canonical noun: category}.
 
     A noun listed under two categories of one image is an error (the file must be fixed).
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path}: cannot read annotations: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise AnnotationError(f"{path}: expected an object {{image: {{category: [nouns]}}}}")
+    raw = _read_object(path, "annotations", "{image: {category: [nouns]}}")
     out: dict[str, dict[str, str]] = {}
     for image, cats in raw.items():
         if not isinstance(cats, dict):
@@ -106,12 +112,7 @@ def load_specificity(path: str | Path | None) -> dict[str, float]:
     if path is None:
         return {}
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path}: cannot read specificities: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise AnnotationError(f"{path}: expected an object {{noun: weight}}")
+    raw = _read_object(path, "specificities", "{noun: weight}")
     out = {}
     for noun, value in raw.items():
         if not isinstance(value, int | float) or not 0 <= value <= 1:
