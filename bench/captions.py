@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from novic.captions import reply_cache_dir, run_filter, run_generate
 from novic.config import load_schema
-from novic.dictionary import META_CONTENT, NOUN_SCHEMA
+from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.io import write_parquet
 from novic.llm_server import default_gguf
 
@@ -42,21 +40,8 @@ MAX_TOKENS = 400
 
 
 def _vocab(path: Path) -> None:
-    rows = [
-        {
-            "id": i,
-            "target_noun": s,
-            "pretty_noun": s,
-            "singulars": [s],
-            "plurals": [p],
-            "singulars_freq": [1],
-            "plurals_freq": [1],
-            "frequency": 1.0,
-            "synsets": [],
-        }
-        for i, (s, p) in enumerate(WORDS, 1)
-    ]
-    write_parquet(pa.Table.from_pylist(rows, schema=NOUN_SCHEMA), path, {META_CONTENT: "bench"})
+    table = noun_table(noun_row(i, [s], [p]) for i, (s, p) in enumerate(WORDS, 1))
+    write_parquet(table, path, {META_CONTENT: "bench"})
 
 
 def _paper_generate() -> dict[str, Any]:

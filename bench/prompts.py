@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from novic.dictionary import META_CONTENT, META_THRESHOLD, NOUN_SCHEMA
+from novic.dictionary import META_CONTENT, META_THRESHOLD, noun_row, noun_table
 from novic.io import write_parquet
 from novic.prompts import make_prompts
 
@@ -56,19 +56,16 @@ def synthetic_vocab(path: Path, nouns: int, seed: int = 0) -> None:
         singulars = [word] + [word + "e"] * (n_sing - 1)
         plurals = [word + "s"] * n_plur
         rows.append(
-            {
-                "id": i,
-                "target_noun": word,
-                "pretty_noun": word,
-                "singulars": singulars,
-                "plurals": plurals,
-                "singulars_freq": [1 + int(rng.random() < 0.69) for _ in singulars],
-                "plurals_freq": [1 + int(rng.random() < 0.35) for _ in plurals],
-                "frequency": 1e-6,
-                "synsets": [],
-            }
+            noun_row(
+                i,
+                singulars,
+                plurals,
+                singulars_freq=[1 + int(rng.random() < 0.69) for _ in singulars],
+                plurals_freq=[1 + int(rng.random() < 0.35) for _ in plurals],
+                frequency=1e-6,
+            )
         )
-    table = pa.Table.from_pylist(rows, schema=NOUN_SCHEMA)
+    table = noun_table(rows)
     write_parquet(table, path, {META_CONTENT: f"synthetic-{nouns}-{seed}", META_THRESHOLD: "0"})
 
 

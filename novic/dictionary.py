@@ -8,7 +8,9 @@ times each variant is repeated per prompt template.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,3 +53,35 @@ def nouns_fingerprint(path: str | Path) -> str:
     if META_CONTENT not in meta:
         raise ValueError(f"{path}: no {META_CONTENT} in the file metadata; rebuild it")
     return meta[META_CONTENT]
+
+
+def noun_row(
+    noun_id: int,
+    singulars: Sequence[str],
+    plurals: Sequence[str] = (),
+    *,
+    singulars_freq: Sequence[int] | None = None,
+    plurals_freq: Sequence[int] | None = None,
+    frequency: float = 1.0,
+    target: str | None = None,
+    pretty: str | None = None,
+) -> dict[str, Any]:
+    """One row of a hand-written noun table: the target noun defaults to the first singular,
+    the display noun to the target, every multiplicity to 1."""
+    target = singulars[0] if target is None else target
+    return {
+        "id": noun_id,
+        "target_noun": target,
+        "pretty_noun": target if pretty is None else pretty,
+        "singulars": list(singulars),
+        "plurals": list(plurals),
+        "singulars_freq": [1] * len(singulars) if singulars_freq is None else list(singulars_freq),
+        "plurals_freq": [1] * len(plurals) if plurals_freq is None else list(plurals_freq),
+        "frequency": frequency,
+        "synsets": [],
+    }
+
+
+def noun_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    """A noun table (NOUN_SCHEMA) from rows such as noun_row's."""
+    return pa.Table.from_pylist(list(rows), schema=NOUN_SCHEMA)

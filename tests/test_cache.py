@@ -22,7 +22,7 @@ from novic.cache import (
     shard_permutation,
     write_mix,
 )
-from novic.dictionary import META_CONTENT, NOUN_SCHEMA
+from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.embedders import Embedder, load_embedder
 from novic.io import read_metadata, write_parquet
 from novic.textdata import TextShardWriter, text_batch
@@ -34,21 +34,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_vocab(path: Path, content: str = "vocab-a") -> Path:
-    rows = [
-        {
-            "id": i,
-            "target_noun": noun,
-            "pretty_noun": noun,
-            "singulars": [noun],
-            "plurals": [],
-            "singulars_freq": [1],
-            "plurals_freq": [],
-            "frequency": 1e-5,
-            "synsets": [],
-        }
-        for i, noun in enumerate(NOUNS, 1)
-    ]
-    write_parquet(pa.Table.from_pylist(rows, schema=NOUN_SCHEMA), path, {META_CONTENT: content})
+    table = noun_table(noun_row(i, [noun], frequency=1e-5) for i, noun in enumerate(NOUNS, 1))
+    write_parquet(table, path, {META_CONTENT: content})
     return path
 
 

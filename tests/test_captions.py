@@ -32,7 +32,7 @@ from novic.captions import (
     sample_rows,
     select_nouns,
 )
-from novic.dictionary import META_CONTENT, NOUN_SCHEMA
+from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.io import read_metadata, write_parquet
 from novic.llm import BudgetExceeded, Reply
 from novic.textdata import read_text, text_schema
@@ -45,30 +45,19 @@ SHEEP = Noun(3, "sheep", "sheep", ("sheep",), ("sheep",), (1,), (1,), 1.0)
 NOUNS = [DOG, TEE, SHEEP]
 
 
-def noun_table(nouns) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "id": n.id,
-                "target_noun": n.target,
-                "pretty_noun": n.pretty,
-                "singulars": list(n.singulars),
-                "plurals": list(n.plurals),
-                "singulars_freq": list(n.singulars_freq),
-                "plurals_freq": list(n.plurals_freq),
-                "frequency": n.frequency,
-                "synsets": [],
-            }
-            for n in nouns
-        ],
-        schema=NOUN_SCHEMA,
-    )
+def vocab_table(nouns: list[Noun]) -> pa.Table:
+    return noun_table(
+        noun_row(n.id, n.singulars, n.plurals, singulars_freq=n.singulars_freq,
+                 plurals_freq=n.plurals_freq, frequency=n.frequency, target=n.target,
+                 pretty=n.pretty)
+        for n in nouns
+    )  # fmt: skip
 
 
 @pytest.fixture
 def vocab(tmp_path):
     path = tmp_path / "vocab" / "ft2.parquet"
-    write_parquet(noun_table(NOUNS), path, {META_CONTENT: "abc123", "novic.artifact": "vocab"})
+    write_parquet(vocab_table(NOUNS), path, {META_CONTENT: "abc123", "novic.artifact": "vocab"})
     return path
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -18,7 +17,7 @@ from tiny_decoder import NOUNS, write_tiny_decoder
 from novic.cache import embedding_table
 from novic.datasets import FASHION_MNIST_ROOT
 from novic.decoding import NounDecoder
-from novic.dictionary import NOUN_SCHEMA
+from novic.dictionary import noun_row, noun_table
 from novic.evaluate import (
     Benchmark,
     EvalSettings,
@@ -43,20 +42,12 @@ VARIANTS = {  # dictionary rows of the tiny model's nouns: singulars, plurals
 
 def write_dictionary(path: Path, extra: dict[str, tuple[list[str], list[str]]] | None = None):
     """A noun table whose ids 1..N are the tiny model's nouns (plus unrelated extra rows)."""
-    rows = []
     entries = [(i, noun, *VARIANTS.get(noun, ([noun], [noun + "s"]))) for i, noun in
                enumerate(NOUNS, 1)]  # fmt: skip
     for j, (noun, (sing, plur)) in enumerate((extra or {}).items(), len(NOUNS) + 1):
         entries.append((j, noun, sing, plur))
-    for i, noun, sing, plur in entries:
-        rows.append(
-            {
-                "id": i, "target_noun": noun, "pretty_noun": noun, "singulars": sing,
-                "plurals": plur, "singulars_freq": [1] * len(sing),
-                "plurals_freq": [1] * len(plur), "frequency": 1.0, "synsets": [],
-            }
-        )  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(rows, schema=NOUN_SCHEMA), path)
+    rows = [noun_row(i, sing, plur, target=noun) for i, noun, sing, plur in entries]
+    pq.write_table(noun_table(rows), path)
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from novic.captions import reply_cache_dir, run_filter, run_generate
-from novic.dictionary import META_CONTENT, NOUN_SCHEMA
+from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.io import write_parquet
 from novic.llm_server import ServerError, default_gguf, local_server
 
@@ -86,25 +86,10 @@ def test_server_stops_when_its_owner_dies(sig: signal.Signals) -> None:
 
 def test_local_llm_caption_yield(tmp_path: Path) -> None:
     """A small real caption run: SmolLM2 follows the paper's prompt well enough to yield."""
-    import pyarrow as pa
-
     words = [("dog", "dogs"), ("car", "cars"), ("apple", "apples")]
-    rows = [
-        {
-            "id": i,
-            "target_noun": s,
-            "pretty_noun": s,
-            "singulars": [s],
-            "plurals": [p],
-            "singulars_freq": [1],
-            "plurals_freq": [1],
-            "frequency": 1.0,
-            "synsets": [],
-        }
-        for i, (s, p) in enumerate(words, 1)
-    ]
     vocab = tmp_path / "ft0.parquet"
-    write_parquet(pa.Table.from_pylist(rows, schema=NOUN_SCHEMA), vocab, {META_CONTENT: "x"})
+    table = noun_table(noun_row(i, [s], [p]) for i, (s, p) in enumerate(words, 1))
+    write_parquet(table, vocab, {META_CONTENT: "x"})
     from novic.config import load_schema
 
     schema = load_schema(Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")

@@ -2,10 +2,9 @@
 
 import math
 
-import pyarrow as pa
 import pytest
 
-from novic.dictionary import NOUN_SCHEMA
+from novic.dictionary import noun_row, noun_table
 from novic.nouns import (
     NounDraft,
     Pluralizer,
@@ -232,21 +231,11 @@ def test_class_lists(tmp_path):
 
 
 def _noun_table(multiplicities):
-    rows = [
-        {
-            "id": i,
-            "target_noun": f"noun {i}",
-            "pretty_noun": f"noun {i}",
-            "singulars": [f"noun {i}"],
-            "plurals": [f"noun {i}s"],
-            "singulars_freq": [s],
-            "plurals_freq": [p],
-            "frequency": 0.0,
-            "synsets": [],
-        }
+    return noun_table(
+        noun_row(i, [f"noun {i}"], [f"noun {i}s"], singulars_freq=[s], plurals_freq=[p],
+                 frequency=0.0)
         for i, (s, p) in enumerate(multiplicities, 1)
-    ]
-    return pa.Table.from_pylist(rows, schema=NOUN_SCHEMA)
+    )  # fmt: skip
 
 
 def test_threshold_keeps_nouns_whose_multiplicity_exceeds_t():

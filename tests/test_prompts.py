@@ -7,11 +7,16 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from novic.dictionary import META_CONTENT, META_THRESHOLD, NOUN_SCHEMA, nouns_fingerprint
+from novic.dictionary import (
+    META_CONTENT,
+    META_THRESHOLD,
+    noun_row,
+    noun_table,
+    nouns_fingerprint,
+)
 from novic.io import read_metadata, sha256_file
 from novic.prompts import (
     block_batch,
@@ -46,21 +51,11 @@ NOUNS = [
 
 
 def write_vocab(path: Path, nouns=NOUNS, content: str = "vocab-hash", threshold: str = "0") -> Path:
-    rows = [
-        {
-            "id": noun_id,
-            "target_noun": target,
-            "pretty_noun": target,
-            "singulars": sing,
-            "plurals": plur,
-            "singulars_freq": sing_f,
-            "plurals_freq": plur_f,
-            "frequency": 1e-5,
-            "synsets": [],
-        }
+    table = noun_table(
+        noun_row(noun_id, sing, plur, singulars_freq=sing_f, plurals_freq=plur_f,
+                 frequency=1e-5, target=target)
         for noun_id, target, sing, sing_f, plur, plur_f in nouns
-    ]
-    table = pa.Table.from_pylist(rows, schema=NOUN_SCHEMA)
+    )  # fmt: skip
     meta = {META_CONTENT.encode(): content.encode(), META_THRESHOLD.encode(): threshold.encode()}
     pq.write_table(table.replace_schema_metadata(meta), path)
     return path
