@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -229,45 +230,50 @@ def test_load_and_select_nouns(vocab):
     assert [n.id for n in select_nouns(nouns, 2, 0, 1)] == [1, 2]  # the 2 most frequent
 
 
-def test_stages_end_to_end_with_fault_server(tmp_path, vocab):
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """The fault-injecting OpenAI-compatible server on loopback."""
+    s = FaultServer().start()
+    yield s
+    s.stop()
+
+
+def fake_params(server: FaultServer, shards: int, llm: dict | None = None, **generate) -> dict:
+    """Stage params of an openai-compatible LLM "fake" served by `server`."""
+    return {
+        "name": "fake",
+        "llm": {
+            "backend": "openai-compatible",
+            "model": "fake-model",
+            "base_url": server.base_url,
+            **(llm or {}),
+        },
+        "generate": {"prompt": PROMPT, "system_prompt": "sys", **generate},
+        "shards": shards,
+    }
+
+
+def test_stages_end_to_end_with_fault_server(tmp_path, vocab, server):
     """generate (2 shards, faults injected) -> filter -> sample, then a re-run sends nothing."""
-    server = FaultServer().start()
-    try:
-        server.faults.extend(["429", "nolist", "empty", "truncated", "500"])
-        params = {
-            "name": "fake",
-            "llm": {
-                "backend": "openai-compatible",
-                "model": "fake-model",
-                "base_url": server.base_url,
-                "seed": 0,
-            },
-            "generate": {
-                "prompt": PROMPT,
-                "system_prompt": "sys",
-                "captions_per_call": 5,
-                "quota_per_freq": 2,
-                "quota_freq_cap": 3,
-                "max_unproductive_calls": 2,
-            },
-            "shards": 2,
-        }
-        requests = {"concurrency": 2, "timeout": 5, "max_retries": 3, "backoff_base": 0.01}
-        out = tmp_path / "captions"
-        paths = []
-        for shard in range(2):
-            replies = out / "replies" / f"shard-{shard:03d}.parquet"
-            stats = out / "replies" / f"shard-{shard:03d}.stats.json"
-            run_generate(vocab, replies, stats, reply_cache_dir(replies), params, requests, shard)
-            paths.append((replies, stats))
-        sent = len(server.requests)
-        assert sent >= 3 + 2  # at least one call per form, plus the injected 429 and 500
-        # a re-run is served from the cache
-        for shard, (replies, stats) in enumerate(paths):
-            run_generate(vocab, replies, stats, reply_cache_dir(replies), params, requests, shard)
-        assert len(server.requests) == sent
-    finally:
-        server.stop()
+    server.faults.extend(["429", "nolist", "empty", "truncated", "500"])
+    params = fake_params(
+        server, 2, {"seed": 0}, captions_per_call=5, quota_per_freq=2, quota_freq_cap=3,
+        max_unproductive_calls=2,
+    )  # fmt: skip
+    requests = {"concurrency": 2, "timeout": 5, "max_retries": 3, "backoff_base": 0.01}
+    out = tmp_path / "captions"
+    paths = []
+    for shard in range(2):
+        replies = out / "replies" / f"shard-{shard:03d}.parquet"
+        stats = out / "replies" / f"shard-{shard:03d}.stats.json"
+        run_generate(vocab, replies, stats, reply_cache_dir(replies), params, requests, shard)
+        paths.append((replies, stats))
+    sent = len(server.requests)
+    assert sent >= 3 + 2  # at least one call per form, plus the injected 429 and 500
+    # a re-run is served from the cache
+    for shard, (replies, stats) in enumerate(paths):
+        run_generate(vocab, replies, stats, reply_cache_dir(replies), params, requests, shard)
+    assert len(server.requests) == sent
     usage = json.loads(paths[0][1].read_text())["usage"]
     assert usage["answered"] == 0 and usage["cached"] > 0
     assert read_metadata(paths[0][0])["novic.vocab_sha256"] == "abc123"
@@ -316,34 +322,15 @@ def test_stages_end_to_end_with_fault_server(tmp_path, vocab):
     assert not any("{" in t for t in table.column("text").to_pylist())
 
 
-def test_generate_stops_at_cap_and_resumes(tmp_path, vocab):
-    server = FaultServer().start()
-    try:
-        params = {
-            "name": "fake",
-            "llm": {
-                "backend": "openai-compatible",
-                "model": "fake-model",
-                "base_url": server.base_url,
-            },
-            "generate": {
-                "prompt": PROMPT,
-                "system_prompt": "sys",
-                "captions_per_call": 2,
-                "quota_per_freq": 3,
-                "quota_freq_cap": 3,
-            },
-            "shards": 1,
-        }
-        replies = tmp_path / "fake" / "ft2" / "replies" / "shard-000.parquet"
-        stats = tmp_path / "replies" / "shard-000.stats.json"
-        args = (vocab, replies, stats, reply_cache_dir(replies), params)
-        with pytest.raises(BudgetExceeded, match="request cap reached: 3 requests"):
-            run_generate(*args, {"max_requests": 3, "concurrency": 1}, 0)
-        assert not replies.exists() and len(server.requests) == 3
-        run_generate(*args, {"max_requests": 100, "concurrency": 3}, 0)
-        keys = server.keys()
-        assert len(keys) == len(set(keys)) > 3
-        assert pq.read_table(replies).num_rows == len(keys)
-    finally:
-        server.stop()
+def test_generate_stops_at_cap_and_resumes(tmp_path, vocab, server):
+    params = fake_params(server, 1, captions_per_call=2, quota_per_freq=3, quota_freq_cap=3)
+    replies = tmp_path / "fake" / "ft2" / "replies" / "shard-000.parquet"
+    stats = tmp_path / "replies" / "shard-000.stats.json"
+    args = (vocab, replies, stats, reply_cache_dir(replies), params)
+    with pytest.raises(BudgetExceeded, match="request cap reached: 3 requests"):
+        run_generate(*args, {"max_requests": 3, "concurrency": 1}, 0)
+    assert not replies.exists() and len(server.requests) == 3
+    run_generate(*args, {"max_requests": 100, "concurrency": 3}, 0)
+    keys = server.keys()
+    assert len(keys) == len(set(keys)) > 3
+    assert pq.read_table(replies).num_rows == len(keys)
