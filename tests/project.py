@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import (
     ConfigSettings,
@@ -38,12 +39,13 @@ def snakemake(
     configfiles: Iterable[str] = (TEST_CONFIG,),
     dryrun: bool = False,
     cores: int = 2,
+    resources: dict[str, int] | None = None,
 ) -> list[str]:
     """Run (or dry-run) the workflow in `workdir`; return the files the run (would) update."""
     updated: list[str] = []
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         workflow = api.workflow(
-            resource_settings=ResourceSettings(cores=cores),
+            resource_settings=ResourceSettings(cores=cores, resources=resources or {}),
             config_settings=ConfigSettings(configfiles=[workdir / f for f in configfiles]),
             snakefile=workdir / "Snakefile",
             workdir=workdir,
@@ -51,6 +53,16 @@ def snakemake(
         dag = workflow.dag(DAGSettings(targets=frozenset(targets)))
         dag.execute_workflow(executor="dryrun" if dryrun else "local", updated_files=updated)
     return updated
+
+
+def override_files(workdir: Path, *overrides: dict) -> list[str]:
+    """The config files of a run: TEST_CONFIG, then each override written to `workdir` as
+    override{i}.yaml (later files win)."""
+    files = [TEST_CONFIG]
+    for i, override in enumerate(overrides):
+        (workdir / f"override{i}.yaml").write_text(yaml.safe_dump(override))
+        files.append(f"override{i}.yaml")
+    return files
 
 
 def noun_targets(thresholds: Iterable[int]) -> list[str]:

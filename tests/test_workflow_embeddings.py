@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from project import REPO, TEST_CONFIG, merged_config, snakemake
+from project import REPO, TEST_CONFIG, merged_config, override_files, snakemake
 
 from novic.cache import fixed_list_numpy, read_mix, shard_permutation
 from novic.embedders import load_embedder
@@ -36,11 +35,8 @@ MIX = f"results/models/{RUN}/mix.json"
 INFO = f"results/embedders/{EMBEDDER}.json"
 
 
-def dry_run(workdir: Path, override: dict | None = None, targets: list[str] | None = None) -> set:
-    files = [TEST_CONFIG]
-    if override is not None:
-        (workdir / "override.yaml").write_text(yaml.safe_dump(override))
-        files.append("override.yaml")
+def dry_run(workdir: Path, *overrides: dict, targets: list[str] | None = None) -> set:
+    files = override_files(workdir, *overrides)
     return set(snakemake(workdir, targets or [MIX], configfiles=files, dryrun=True))
 
 
@@ -132,7 +128,7 @@ def test_embedder_change_reprepares_and_reembeds(project: Path) -> None:
 def test_second_run_shares_the_embeddings(project: Path) -> None:
     run = {"embedder": EMBEDDER, "threshold": THRESHOLD, "mix": {SOURCES[-1]: 0.5}}
     other = "results/models/other/mix.json"
-    assert dry_run(project, {"runs": {"other": run}}, [MIX, other]) == {other}
+    assert dry_run(project, {"runs": {"other": run}}, targets=[MIX, other]) == {other}
 
 
 @pytest.mark.parametrize(

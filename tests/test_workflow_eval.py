@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from project import TEST_CONFIG, copy_project, snakemake
+from project import TEST_CONFIG, copy_project, override_files, snakemake
 from snakemake.api import SnakemakeApi
 from snakemake.report.html_reporter import ReportSettings
 from snakemake.settings.types import (
@@ -39,28 +38,9 @@ EVAL_OUTPUTS = {
 }  # fmt: skip
 
 
-def configfiles(workdir: Path, *overrides: dict) -> list[str]:
-    files = [TEST_CONFIG]
-    for i, override in enumerate(overrides):
-        (workdir / f"eval_override{i}.yaml").write_text(yaml.safe_dump(override))
-        files.append(f"eval_override{i}.yaml")
-    return files
-
-
 def dry_run(workdir: Path, *overrides: dict, resources: dict | None = None) -> set[str]:
-    updated: list[str] = []
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(cores=2, resources=resources or {}),
-            config_settings=ConfigSettings(
-                configfiles=[workdir / f for f in configfiles(workdir, *overrides)]
-            ),
-            snakefile=workdir / "Snakefile",
-            workdir=workdir,
-        )
-        dag = workflow.dag(DAGSettings(targets=frozenset(TARGETS)))
-        dag.execute_workflow(executor="dryrun", updated_files=updated)
-    return set(updated)
+    files = override_files(workdir, *overrides)
+    return set(snakemake(workdir, TARGETS, files, dryrun=True, resources=resources))
 
 
 @pytest.fixture(scope="module")

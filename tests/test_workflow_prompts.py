@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from project import REPO, TEST_CONFIG, merged_config, snakemake
+from project import REPO, TEST_CONFIG, merged_config, override_files, snakemake
 
 from novic.dictionary import nouns_fingerprint, read_nouns
 from novic.io import read_metadata
@@ -36,11 +35,8 @@ def outputs(threshold: int, m: int) -> list[str]:
 ALL_OUTPUTS = [f for t in THRESHOLDS for m in MULTISETS for f in outputs(t, m)]
 
 
-def dry_run(workdir: Path, override: dict | None = None) -> set[str]:
-    files = [TEST_CONFIG]
-    if override is not None:
-        (workdir / "override.yaml").write_text(yaml.safe_dump(override))
-        files.append("override.yaml")
+def dry_run(workdir: Path, *overrides: dict) -> set[str]:
+    files = override_files(workdir, *overrides)
     return set(snakemake(workdir, ALL_OUTPUTS, configfiles=files, dryrun=True))
 
 

@@ -8,17 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from project import REPO, TEST_CONFIG, merged_config, snakemake
-from snakemake.api import SnakemakeApi
+from project import REPO, TEST_CONFIG, merged_config, override_files, snakemake
 from snakemake.exceptions import WorkflowError
-from snakemake.settings.types import (
-    ConfigSettings,
-    DAGSettings,
-    OutputSettings,
-    Quietness,
-    ResourceSettings,
-)
 
 from novic.dictionary import read_nouns
 from novic.train import load_decoder
@@ -46,11 +37,7 @@ TARGETS = outputs(RUN) + outputs(OTHER)
 
 
 def configfiles(workdir: Path, *overrides: dict) -> list[str]:
-    files = [TEST_CONFIG]
-    for i, override in enumerate([TWO_RUNS, *overrides]):
-        (workdir / f"override{i}.yaml").write_text(yaml.safe_dump(override))
-        files.append(f"override{i}.yaml")
-    return files
+    return override_files(workdir, TWO_RUNS, *overrides)
 
 
 def dry_run(workdir: Path, *overrides: dict) -> set[str]:
@@ -112,17 +99,8 @@ def test_train_change_retrains_but_reembeds_nothing(project: Path) -> None:
 def test_checkpoint_interval_and_a_gpu_retrain_nothing(project: Path) -> None:
     override = {"runs": {RUN: {"train": {"checkpoint_every": 5}}}}
     assert dry_run(project, override) == set()
-    updated: list[str] = []
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(cores=2, resources={"gpu": 1}),
-            config_settings=ConfigSettings(configfiles=[project / f for f in configfiles(project)]),
-            snakefile=project / "Snakefile",
-            workdir=project,
-        )
-        dag = workflow.dag(DAGSettings(targets=frozenset(TARGETS)))
-        dag.execute_workflow(executor="dryrun", updated_files=updated)
-    assert updated == []
+    files = configfiles(project)
+    assert snakemake(project, TARGETS, files, dryrun=True, resources={"gpu": 1}) == []
 
 
 @pytest.mark.parametrize(
