@@ -46,7 +46,7 @@ def _vocab(path: Path) -> None:
 
 def _paper_generate() -> dict[str, Any]:
     """captions.generate's defaults (the paper's prompt), with a quota of one call per form."""
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    schema = load_schema(ROOT / "novic/config.schema.yaml")
     props = schema["properties"]["captions"]["properties"]["generate"]["properties"]
     generate = {key: value["default"] for key, value in props.items()}
     generate.update(quota_per_freq=10, quota_freq_cap=1, max_unproductive_calls=1)

@@ -21,7 +21,7 @@ import torch
 
 from bench.train import synthetic_targets
 from novic.decoding import NounDecoder
-from novic.model import DecoderConfig, ObjectDecoder
+from novic.model import DecoderSettings, ObjectDecoder
 
 THREADS = 2
 SIZES = {
@@ -57,7 +57,7 @@ def bare_forwards(model: ObjectDecoder, emb: torch.Tensor, k: int, steps: int) -
 
 def measure(label: str, size: dict[str, Any]) -> dict[str, Any]:
     targets = synthetic_targets(size["nouns"], size["vocab"], size["cmax"])
-    cfg = DecoderConfig(
+    cfg = DecoderSettings(
         embed_dim=size["dim"], vocab_size=size["vocab"], max_tokens=size["cmax"], **size["model"]
     )
     torch.manual_seed(0)

@@ -36,7 +36,7 @@ from novic.loader import EmbeddingLoader
 from novic.tokens import TargetTokens
 from novic.train import (
     RunSettings,
-    TrainConfig,
+    TrainSettings,
     bare_step_rate,
     build_model,
     flatten_targets,
@@ -149,7 +149,7 @@ def measure(
     def between_chunks(done: int) -> None:
         end = time.process_time()
         if done < chunks:
-            cfg = TrainConfig(**train)
+            cfg = TrainSettings(**train)
             bare.append(bare_step_rate(bare_model, batches, cfg, chunk_batches, device))
         cpu_marks.append((end, time.process_time()))
 

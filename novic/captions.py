@@ -51,7 +51,7 @@ from novic.llm import (
     LLMClient,
     LLMSettings,
     ReplyCache,
-    RequestPolicy,
+    RequestSettings,
     open_backend,
     share,
 )
@@ -643,7 +643,7 @@ def run_generate(
     settings = LLMSettings.from_config(params["name"], params["llm"])
     gen = GenerateSettings.from_config(params["generate"])
     shards = int(params["shards"])
-    policy = RequestPolicy.from_config(
+    policy = RequestSettings.from_config(
         {
             **requests,
             "max_requests": share(requests.get("max_requests"), shards, shard),

@@ -85,7 +85,7 @@ def prompt_templates(name: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Benchmark:
+class BenchmarkSettings:
     """One entry of the config's eval.benchmarks."""
 
     name: str
@@ -100,7 +100,7 @@ class Benchmark:
     specificity: str = ""
 
     @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> Benchmark:
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> BenchmarkSettings:
         keys = set(cls.__dataclass_fields__) - {"name"}
         return cls(name=name, **{k: v for k, v in cfg.items() if k in keys})
 
@@ -244,7 +244,7 @@ def modality_gap(
 ) -> dict[str, Any]:
     """Angles (degrees) image-to-own-class, image-to-random-other-class, and text-to-noisy-text
     under the run's training noise, with histograms (1-degree bins) for the report."""
-    from novic.noise import NoiseConfig, angles_deg, apply_noise
+    from novic.noise import NoiseSettings, angles_deg, apply_noise
 
     rng = np.random.default_rng(seed)
     cos = np.clip((images * classes[labels]).sum(1), -1, 1)
@@ -254,7 +254,7 @@ def modality_gap(
     random = np.degrees(np.arccos(cos_r)) if len(classes) > 1 else np.zeros(0)
     noise_angles = np.zeros(0)
     if noise is not None:
-        cfg = NoiseConfig(**noise)
+        cfg = NoiseSettings(**noise)
         if cfg.scheme != "none":
             gen = torch.Generator().manual_seed(seed)
             base = torch.from_numpy(classes[rng.integers(0, len(classes), samples)]).float()
@@ -287,7 +287,7 @@ def _names(preds: Sequence[Prediction], k: int) -> list[str]:
 
 def evaluate_images(
     checkpoint: str | Path,
-    bench: Benchmark,
+    bench: BenchmarkSettings,
     settings: EvalSettings,
     dictionary: str | Path,
     device: torch.device,

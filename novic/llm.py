@@ -228,7 +228,7 @@ class ReplyCache:
 
 
 @dataclass
-class RequestPolicy:
+class RequestSettings:
     """How requests are sent: concurrency, timeout, retries and backoff, caps."""
 
     concurrency: int = 4
@@ -240,7 +240,7 @@ class RequestPolicy:
     max_tokens: int | None = None  # None = no cap
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> RequestPolicy:
+    def from_config(cls, cfg: dict[str, Any]) -> RequestSettings:
         return cls(**cfg)
 
 
@@ -296,7 +296,7 @@ class LLMClient:
     def __init__(
         self,
         settings: LLMSettings,
-        policy: RequestPolicy,
+        policy: RequestSettings,
         cache: ReplyCache,
         base_url: str | None,
         api_key: str,

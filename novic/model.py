@@ -29,7 +29,7 @@ GELU_GAIN = 0.6521
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
+class DecoderSettings:
     """Hyperparameters of a decoder: the model settings plus the sizes the data fixes."""
 
     embed_dim: int  # F, the embedder's output width
@@ -78,12 +78,12 @@ class DecoderConfig:
     @classmethod
     def from_settings(
         cls, settings: dict[str, Any], embed_dim: int, vocab_size: int, max_tokens: int
-    ) -> DecoderConfig:
+    ) -> DecoderSettings:
         """From a run's `model` config section and the sizes fixed by the data."""
         return cls(embed_dim=embed_dim, vocab_size=vocab_size, max_tokens=max_tokens, **settings)
 
 
-def parameter_count(cfg: DecoderConfig) -> int:
+def parameter_count(cfg: DecoderSettings) -> int:
     """The decoder's parameter count, computed from its hyperparameters alone.
 
     Input projection F x P x H, token embedding V x H (tied with the output layer), positions
@@ -104,7 +104,7 @@ def parameter_count(cfg: DecoderConfig) -> int:
 class Block(nn.Module):
     """Pre-LayerNorm transformer block without biases: x + attn(ln(x)), then x + ff(ln(x))."""
 
-    def __init__(self, cfg: DecoderConfig) -> None:
+    def __init__(self, cfg: DecoderSettings) -> None:
         super().__init__()
         h = cfg.hidden
         self.heads = cfg.heads
@@ -134,7 +134,7 @@ class Block(nn.Module):
 class ObjectDecoder(nn.Module):
     """The prefix decoder; `forward(embedding, tokens)` gives next-token logits."""
 
-    def __init__(self, cfg: DecoderConfig) -> None:
+    def __init__(self, cfg: DecoderSettings) -> None:
         super().__init__()
         self.cfg = cfg
         p, h = cfg.prefix_tokens, cfg.hidden
@@ -192,7 +192,7 @@ class ObjectDecoder(nn.Module):
         return x @ self.token.weight.t()
 
 
-def init_stds(cfg: DecoderConfig) -> dict[str, float]:
+def init_stds(cfg: DecoderSettings) -> dict[str, float]:
     """The balanced-init standard deviation of each weight tensor kind (for tests and docs)."""
     h, p, k = cfg.hidden, cfg.prefix_tokens, cfg.ff_dim
     depth = 1 / math.sqrt(2 * cfg.layers)

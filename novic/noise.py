@@ -28,7 +28,7 @@ SCHEMES = ("none", "GaussElem", "GaussVec", "UniformAngle", "GaussAngle", "Gauss
 
 
 @dataclass(frozen=True)
-class NoiseConfig:
+class NoiseSettings:
     """A noise scheme and its parameters (unused parameters are ignored by the scheme)."""
 
     scheme: str = "GaussElemUniformAngle"
@@ -116,7 +116,7 @@ def gauss_angle(
 
 
 def apply_noise(
-    e: torch.Tensor, cfg: NoiseConfig, gen: torch.Generator | None = None
+    e: torch.Tensor, cfg: NoiseSettings, gen: torch.Generator | None = None
 ) -> torch.Tensor:
     """Apply `cfg`'s scheme to unit embeddings `e` [B, F] (float), drawing from `gen`."""
     s = cfg.scheme

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from novic.embedders import format_eta
 from novic.io import atomic_path, sha256_json
-from novic.model import DecoderConfig, ObjectDecoder, parameter_count
-from novic.noise import NoiseConfig, apply_noise
+from novic.model import DecoderSettings, ObjectDecoder, parameter_count
+from novic.noise import NoiseSettings, apply_noise
 from novic.tokens import TargetTokens, build_target_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ RUNTIME_KEYS = ("checkpoint_every",)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainSettings:
     """A run's `train` settings (the paper's recipe by default)."""
 
     batch_size: int = 512
@@ -129,7 +129,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> Any:
+def make_optimizer(model: torch.nn.Module, cfg: TrainSettings, device: torch.device) -> Any:
     return torch.optim.AdamW(
         param_groups(model, cfg.weight_decay),
         lr=cfg.lr,
@@ -249,17 +249,17 @@ class RunSettings:
     """A run's model, noise and train sections, validated."""
 
     model: dict[str, Any]
-    noise: NoiseConfig
-    train: TrainConfig
+    noise: NoiseSettings
+    train: TrainSettings
 
     @classmethod
     def from_config(cls, run: Mapping[str, Any]) -> RunSettings:
         """From a run's config; keys that do not change the result (RUNTIME_KEYS) are skipped."""
         model = dict(run.get("model", {}))
-        DecoderConfig.from_settings(model, 1, 1, 1)  # validates the keys and values
+        DecoderSettings.from_settings(model, 1, 1, 1)  # validates the keys and values
         train = {k: v for k, v in run.get("train", {}).items() if k not in RUNTIME_KEYS}
         return cls(
-            model=model, noise=NoiseConfig(**run.get("noise", {})), train=TrainConfig(**train)
+            model=model, noise=NoiseSettings(**run.get("noise", {})), train=TrainSettings(**train)
         )
 
 
@@ -300,7 +300,7 @@ def _truncate_metrics(path: Path, chunks: int) -> None:
 def build_model(
     settings: RunSettings, targets: TargetTokens, embed_dim: int, device: torch.device
 ) -> ObjectDecoder:
-    cfg = DecoderConfig.from_settings(
+    cfg = DecoderSettings.from_settings(
         settings.model, embed_dim, targets.vocab_size, targets.max_tokens
     )
     return ObjectDecoder(cfg).to(device)
@@ -679,7 +679,7 @@ def load_decoder(
     ckpt = torch.load(path, map_location=device, weights_only=False)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
-    model = ObjectDecoder(DecoderConfig(**ckpt["model"])).to(device)
+    model = ObjectDecoder(DecoderSettings(**ckpt["model"])).to(device)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, TargetTokens.from_dict(ckpt["targets"]), ckpt
@@ -688,7 +688,7 @@ def load_decoder(
 def bare_step_rate(
     model: ObjectDecoder,
     batches: Sequence[TargetBatch],
-    cfg: TrainConfig,
+    cfg: TrainSettings,
     steps: int,
     device: torch.device,
 ) -> dict[str, float]:

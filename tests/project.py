@@ -79,4 +79,4 @@ def merged_config(*files: Path) -> dict:
     config: dict = {}
     for path in (REPO / "config.yaml", *files):
         update_config(config, yaml.safe_load(path.read_text()) or {})
-    return validate_config(config, REPO / "workflow/schemas/config.schema.yaml")
+    return validate_config(config, REPO / "novic/config.schema.yaml")

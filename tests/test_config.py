@@ -11,7 +11,7 @@ from snakemake.utils import update_config
 
 from novic.config import ConfigError, validate_config
 
-SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+SCHEMA = REPO / "novic/config.schema.yaml"
 
 
 def test_defaults_fill_an_empty_config():

@@ -16,7 +16,7 @@ from novic.decoding import (
     NounDecoder,
     PrefixTree,
 )
-from novic.model import DecoderConfig, ObjectDecoder
+from novic.model import DecoderSettings, ObjectDecoder
 from novic.tokens import TargetTokens
 
 VOCAB, CMAX, NOUNS, DIM = 12, 5, 40, 16
@@ -47,7 +47,7 @@ def targets() -> TargetTokens:
 @pytest.fixture(scope="module")
 def model() -> ObjectDecoder:
     torch.manual_seed(0)
-    cfg = DecoderConfig(
+    cfg = DecoderSettings(
         embed_dim=DIM, vocab_size=VOCAB, max_tokens=CMAX, layers=2, hidden=32, heads=4
     )
     m = ObjectDecoder(cfg).eval()

@@ -19,7 +19,7 @@ from novic.datasets import FASHION_MNIST_ROOT
 from novic.decoding import NounDecoder
 from novic.dictionary import noun_row, noun_table
 from novic.evaluate import (
-    Benchmark,
+    BenchmarkSettings,
     EvalSettings,
     class_targets,
     evaluate_images,
@@ -87,7 +87,7 @@ def test_image_folder_benchmark_writes_metrics_predictions_and_samples(
     files: dict[str, Path], tmp_path: Path
 ) -> None:
     folder = make_folder(tmp_path / "data")
-    bench = Benchmark("toy", "folder", str(folder), prompts="cifar")
+    bench = BenchmarkSettings("toy", "folder", str(folder), prompts="cifar")
     settings = EvalSettings(gencfg="beam_k5_vnone_gp_t1_a0", batch_size=4, gap_samples=200)
     out = tmp_path / "out"
     metrics = evaluate_images(
@@ -123,7 +123,7 @@ def test_class_list_accuracy_is_the_share_of_right_answers(
 ) -> None:
     """Recount top-1 from the predictions JSON: the metric is what the predictions say."""
     folder = make_folder(tmp_path / "data")
-    bench = Benchmark("toy", "folder", str(folder))
+    bench = BenchmarkSettings("toy", "folder", str(folder))
     settings = EvalSettings(semantic=False, batch_size=8)
     metrics = evaluate_images(
         files["model"], bench, settings, files["dictionary"], CPU,
@@ -139,7 +139,7 @@ def test_class_list_accuracy_is_the_share_of_right_answers(
     not Path(FASHION_MNIST_ROOT).is_dir(), reason="Debian's dataset-fashion-mnist is missing"
 )
 def test_fashion_mnist_subset(files: dict[str, Path], tmp_path: Path) -> None:
-    bench = Benchmark(
+    bench = BenchmarkSettings(
         "fashion_mnist", "fashion_mnist", FASHION_MNIST_ROOT,
         classes=str(REPO / "resources/class_names/fashion_mnist.txt"), limit=40, seed=3,
     )  # fmt: skip
@@ -157,7 +157,7 @@ def test_open_vocabulary_predictions_on_the_bundled_photos(
     files: dict[str, Path], tmp_path: Path
 ) -> None:
     photos = REPO / "resources/sample_images"
-    bench = Benchmark(
+    bench = BenchmarkSettings(
         "photos", "images", str(photos), annotations=str(photos / "annotations.json"),
         specificity=str(photos / "specificity.json"),
     )  # fmt: skip

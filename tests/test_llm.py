@@ -15,7 +15,7 @@ from novic.llm import (
     LLMError,
     LLMSettings,
     ReplyCache,
-    RequestPolicy,
+    RequestSettings,
     api_key_from_env,
     backoff_delay,
     request_key,
@@ -42,7 +42,7 @@ def run(cache_dir, server, prompts, policy=None, key="sk-test-secret-0123456789"
     """Send (noun, call) requests concurrently; return (replies, client)."""
 
     async def main():
-        client = LLMClient(SETTINGS, policy or RequestPolicy(**FAST), cache, server.base_url, key)
+        client = LLMClient(SETTINGS, policy or RequestSettings(**FAST), cache, server.base_url, key)
         if sleeps is not None:
 
             async def record(delay):
@@ -86,7 +86,7 @@ def test_retries_on_429_500_timeout_and_reset(tmp_path):
     try:
         server.faults.extend(["429", "500", "slow", "reset"])
         sleeps: list[float] = []
-        policy = RequestPolicy(**{**FAST, "max_retries": 4})
+        policy = RequestSettings(**{**FAST, "max_retries": 4})
         replies, client = run(tmp_path / "cache", server, [("cat", 0)], policy, sleeps=sleeps)
     finally:
         server.stop()
@@ -134,7 +134,7 @@ def test_unretryable_error_hides_key(tmp_path, server):
 
     async def main():
         cache = ReplyCache(tmp_path / "cache", [0])
-        client = LLMClient(SETTINGS, RequestPolicy(**FAST), cache, server.base_url, key)
+        client = LLMClient(SETTINGS, RequestSettings(**FAST), cache, server.base_url, key)
         client._client.chat.completions.create = fake_401
         reply = await client.complete(messages("cat"), 0)
         await client.aclose()
@@ -150,14 +150,14 @@ def test_unretryable_error_hides_key(tmp_path, server):
 def test_request_cap_counts_earlier_runs(tmp_path, server):
     cache = tmp_path / "cache"
     run(cache, server, [("a", 0), ("b", 0)])
-    policy = RequestPolicy(**{**FAST, "max_requests": 4})
+    policy = RequestSettings(**{**FAST, "max_requests": 4})
     replies, client = run(cache, server, [("a", 0), ("c", 0), ("d", 0), ("e", 0), ("f", 0)], policy)
     assert sum(r is not None for r in replies) == 3  # a (cached), then 2 new ones
     assert len(server.requests) == 4
     with pytest.raises(BudgetExceeded, match="request cap reached: 4 requests"):
         client.raise_if_stopped()
     # raising the cap continues; nothing answered before is sent again
-    policy = RequestPolicy(**{**FAST, "max_requests": 10})
+    policy = RequestSettings(**{**FAST, "max_requests": 10})
     replies, client = run(cache, server, [("a", 0), ("c", 0), ("d", 0), ("e", 0), ("f", 0)], policy)
     assert all(replies) and client.stop_reason is None
     keys = server.keys()
@@ -165,7 +165,7 @@ def test_request_cap_counts_earlier_runs(tmp_path, server):
 
 
 def test_token_cap(tmp_path, server):
-    policy = RequestPolicy(**{**FAST, "concurrency": 1, "max_tokens": 300})
+    policy = RequestSettings(**{**FAST, "concurrency": 1, "max_tokens": 300})
     replies, client = run(tmp_path / "cache", server, [(str(i), 0) for i in range(5)], policy)
     assert sum(r is not None for r in replies) == 2  # 150 tokens each
     with pytest.raises(BudgetExceeded, match="token cap reached: 300 tokens"):

@@ -92,7 +92,7 @@ def test_local_llm_caption_yield(tmp_path: Path) -> None:
     write_parquet(table, vocab, {META_CONTENT: "x"})
     from novic.config import load_schema
 
-    schema = load_schema(Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
+    schema = load_schema(Path(__file__).parents[1] / "novic/config.schema.yaml")
     caption_defaults = schema["properties"]["captions"]["properties"]
     generate = {k: v["default"] for k, v in caption_defaults["generate"]["properties"].items()}
     # one call per form: its quota (1) is met, or it was unproductive once

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic.model import GELU_GAIN, DecoderConfig, ObjectDecoder, init_stds, parameter_count
+from novic.model import GELU_GAIN, DecoderSettings, ObjectDecoder, init_stds, parameter_count
 
 TINY = {"prefix_tokens": 3, "layers": 2, "hidden": 32, "heads": 4, "feedforward_scale": 0.5}
 
@@ -23,7 +23,7 @@ def unit(n: int, f: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_paper_decoder_shape() -> None:
-    cfg = DecoderConfig(embed_dim=SIGLIP_F, vocab_size=100, max_tokens=SIGLIP_CMAX)
+    cfg = DecoderSettings(embed_dim=SIGLIP_F, vocab_size=100, max_tokens=SIGLIP_CMAX)
     assert (cfg.prefix_tokens, cfg.layers, cfg.hidden, cfg.heads) == (4, 6, 512, 8)
     assert cfg.ff_dim == 128 and (cfg.dropout, cfg.input_dropout) == (0.1, 0.1)
     model = ObjectDecoder(cfg)
@@ -41,7 +41,7 @@ def test_paper_decoder_shape() -> None:
 def test_paper_parameter_count_implies_the_compact_vocabulary() -> None:
     """Without the vocabulary the paper-size decoder has ~8.67M parameters; each compact token
     adds H = 512. The paper's 11.4M (FT2) and 12.2M (FT0) then mean V of about 5.3k and 6.9k."""
-    base = parameter_count(DecoderConfig(SIGLIP_F, vocab_size=1, max_tokens=SIGLIP_CMAX)) - 512
+    base = parameter_count(DecoderSettings(SIGLIP_F, vocab_size=1, max_tokens=SIGLIP_CMAX)) - 512
     assert base == pytest.approx(8.67e6, rel=2e-3)
 
     def implied_v(millions: float) -> tuple[int, int]:
@@ -52,10 +52,10 @@ def test_paper_parameter_count_implies_the_compact_vocabulary() -> None:
     ft2, ft0 = implied_v(11.4), implied_v(12.2)
     assert ft2[0] <= 5_300 <= ft2[1] and ft0[0] <= 6_900 <= ft0[1]
     for v in (5_300, 6_900):
-        cfg = DecoderConfig(SIGLIP_F, vocab_size=v, max_tokens=SIGLIP_CMAX)
+        cfg = DecoderSettings(SIGLIP_F, vocab_size=v, max_tokens=SIGLIP_CMAX)
         assert sum(p.numel() for p in ObjectDecoder(cfg).parameters()) == parameter_count(cfg)
-    assert round(parameter_count(DecoderConfig(SIGLIP_F, 5_300, SIGLIP_CMAX)) / 1e5) == 114
-    assert round(parameter_count(DecoderConfig(SIGLIP_F, 6_900, SIGLIP_CMAX)) / 1e5) == 122
+    assert round(parameter_count(DecoderSettings(SIGLIP_F, 5_300, SIGLIP_CMAX)) / 1e5) == 114
+    assert round(parameter_count(DecoderSettings(SIGLIP_F, 6_900, SIGLIP_CMAX)) / 1e5) == 122
 
 
 def test_gelu_gain_is_the_rms_of_gelu_under_a_unit_normal() -> None:
@@ -66,7 +66,7 @@ def test_gelu_gain_is_the_rms_of_gelu_under_a_unit_normal() -> None:
 
 
 def test_balanced_initialisation_stds() -> None:
-    cfg = DecoderConfig(embed_dim=768, vocab_size=4000, max_tokens=16)
+    cfg = DecoderSettings(embed_dim=768, vocab_size=4000, max_tokens=16)
     torch.manual_seed(0)
     model = ObjectDecoder(cfg)
     std = init_stds(cfg)
@@ -90,7 +90,7 @@ def test_balanced_initialisation_stds() -> None:
 
 
 def test_initial_logits_have_the_balanced_scale() -> None:
-    cfg = DecoderConfig(embed_dim=768, vocab_size=3000, max_tokens=12)
+    cfg = DecoderSettings(embed_dim=768, vocab_size=3000, max_tokens=12)
     torch.manual_seed(1)
     model = ObjectDecoder(cfg).eval()
     tokens = torch.randint(1, cfg.vocab_size, (128, cfg.max_tokens - 1))
@@ -101,7 +101,7 @@ def test_initial_logits_have_the_balanced_scale() -> None:
 
 
 def test_mask_is_causal_with_a_fully_visible_prefix() -> None:
-    cfg = DecoderConfig(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
+    cfg = DecoderSettings(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
     mask = ObjectDecoder(cfg).mask
     p = cfg.prefix_tokens
     assert mask[:p, :p].all()
@@ -111,7 +111,7 @@ def test_mask_is_causal_with_a_fully_visible_prefix() -> None:
 
 
 def test_outputs_depend_only_on_earlier_tokens_and_the_whole_embedding() -> None:
-    cfg = DecoderConfig(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
+    cfg = DecoderSettings(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
     torch.manual_seed(0)
     model = ObjectDecoder(cfg).eval()
     e = unit(4, 16)
@@ -130,14 +130,14 @@ def test_outputs_depend_only_on_earlier_tokens_and_the_whole_embedding() -> None
 
 
 def test_too_many_tokens_and_bad_settings_are_rejected() -> None:
-    cfg = DecoderConfig(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
+    cfg = DecoderSettings(embed_dim=16, vocab_size=20, max_tokens=6, **TINY)
     with pytest.raises(ValueError, match="at most 5 input tokens"):
         ObjectDecoder(cfg)(unit(1, 16), torch.ones(1, 6, dtype=torch.long))
     with pytest.raises(ValueError, match=r"model\.heads"):
-        DecoderConfig(embed_dim=16, vocab_size=20, max_tokens=6, hidden=30, heads=4)
+        DecoderSettings(embed_dim=16, vocab_size=20, max_tokens=6, hidden=30, heads=4)
     with pytest.raises(ValueError, match=r"model\.feedforward_scale"):
-        DecoderConfig(
+        DecoderSettings(
             embed_dim=16, vocab_size=20, max_tokens=6, hidden=30, heads=3, feedforward_scale=0.25
         )
     with pytest.raises(ValueError, match=r"model\.dropout"):
-        DecoderConfig(embed_dim=16, vocab_size=20, max_tokens=6, dropout=1.0)
+        DecoderSettings(embed_dim=16, vocab_size=20, max_tokens=6, dropout=1.0)

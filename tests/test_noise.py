@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic.noise import SCHEMES, NoiseConfig, angles_deg, apply_noise, gauss_elem
+from novic.noise import SCHEMES, NoiseSettings, angles_deg, apply_noise, gauss_elem
 
 N = 10_000
 
@@ -44,7 +44,7 @@ def test_gauss_elem_element_sigma_is_g_over_sqrt_f() -> None:
 
 def test_uniform_angle_is_uniform_in_the_range() -> None:
     e = unit(N, 256)
-    cfg = NoiseConfig(scheme="UniformAngle", angle_min=45, angle_max=75)
+    cfg = NoiseSettings(scheme="UniformAngle", angle_min=45, angle_max=75)
     angles = angles_deg(e, apply_noise(e, cfg, gen()))
     assert angles.min().item() >= 45 - 1e-3 and angles.max().item() <= 75 + 1e-3
     # uniform: mean 60, std 30/sqrt(12), every 3-degree bin holds ~1/10 of the samples
@@ -58,7 +58,7 @@ def test_mix_picks_uniform_angle_with_the_mix_ratio() -> None:
     """In F = 768 GaussElem angles lie within 72.9 +- 10 degrees, so UniformAngle [20, 40]
     samples are told apart by their angle alone."""
     e = unit(N, 768)
-    cfg = NoiseConfig(
+    cfg = NoiseSettings(
         scheme="GaussElemUniformAngle", vec_norm=3.25, angle_min=20, angle_max=40, mix_ratio=0.15
     )
     angles = angles_deg(e, apply_noise(e, cfg, gen()))
@@ -70,7 +70,7 @@ def test_mix_picks_uniform_angle_with_the_mix_ratio() -> None:
 
 def test_gauss_angle_is_a_clamped_half_normal() -> None:
     e = unit(N, 128)
-    cfg = NoiseConfig(scheme="GaussAngle", angle_std=20, angle_max=30)
+    cfg = NoiseSettings(scheme="GaussAngle", angle_std=20, angle_max=30)
     angles = angles_deg(e, apply_noise(e, cfg, gen()))
     assert angles.max().item() <= 30 + 1e-3
     # |N(0, 20)| clamped at 30: P(|x| >= 30) = 2(1 - Phi(1.5)) = 0.1336
@@ -80,7 +80,7 @@ def test_gauss_angle_is_a_clamped_half_normal() -> None:
 
 def test_gauss_vec_adds_a_normal_length_vector() -> None:
     e = unit(N, 512)
-    cfg = NoiseConfig(scheme="GaussVec", vec_norm=1.0)
+    cfg = NoiseSettings(scheme="GaussVec", vec_norm=1.0)
     angles = angles_deg(e, apply_noise(e, cfg, gen()))
     # a random direction is nearly perpendicular to e, so the angle is about atan(|r|)
     expected = torch.rad2deg(torch.atan(torch.randn(N, generator=gen(9)).abs())).mean()
@@ -90,7 +90,7 @@ def test_gauss_vec_adds_a_normal_length_vector() -> None:
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_scheme_returns_unit_vectors_reproducibly(scheme: str) -> None:
     e = unit(64, 32)
-    cfg = NoiseConfig(scheme=scheme, angle_std=10)
+    cfg = NoiseSettings(scheme=scheme, angle_std=10)
     out = apply_noise(e, cfg, gen(5))
     assert out.shape == e.shape and out.dtype == e.dtype
     assert torch.allclose(out.norm(dim=-1), torch.ones(64), atol=1e-5)
@@ -110,4 +110,4 @@ def test_every_scheme_returns_unit_vectors_reproducibly(scheme: str) -> None:
 )
 def test_bad_settings_name_the_key(settings: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-        NoiseConfig(**settings)
+        NoiseSettings(**settings)

@@ -16,12 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic.model import DecoderConfig, ObjectDecoder
+from novic.model import DecoderSettings, ObjectDecoder
 from novic.tokens import TargetTokens
 from novic.train import (
     Position,
     RunSettings,
-    TrainConfig,
+    TrainSettings,
     cosine_lr,
     evaluate,
     flatten_targets,
@@ -82,7 +82,7 @@ def test_cosine_schedule_per_chunk() -> None:
 
 def test_weight_decay_only_on_matrices() -> None:
     model = ObjectDecoder(
-        DecoderConfig(embed_dim=8, vocab_size=10, max_tokens=4, layers=1, hidden=16, heads=2)
+        DecoderSettings(embed_dim=8, vocab_size=10, max_tokens=4, layers=1, hidden=16, heads=2)
     )
     decay, no_decay = param_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0
@@ -98,9 +98,9 @@ def test_weight_decay_only_on_matrices() -> None:
 
 def test_bad_train_settings_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"train\.accum"):
-        TrainConfig(accum=0)
+        TrainSettings(accum=0)
     with pytest.raises(ValueError, match=r"train\.beta2"):
-        TrainConfig(beta2=1.0)
+        TrainSettings(beta2=1.0)
     with pytest.raises(TypeError, match="learning_rate"):
         RunSettings.from_config({"train": {"learning_rate": 1}})
 
@@ -148,7 +148,7 @@ def test_dropping_zero_weight_slots_equals_the_reference_masking() -> None:
     lookup, table = torch.from_numpy(t.lookup()), torch.from_numpy(t.tokens)
     torch.manual_seed(0)
     model = ObjectDecoder(
-        DecoderConfig(
+        DecoderSettings(
             embed_dim=8,
             vocab_size=6,
             max_tokens=4,

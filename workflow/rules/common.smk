@@ -6,7 +6,7 @@ from novic.decoding import GenConfig, GenConfigError
 from novic.textdata import shard_name
 
 validate_config(
-    config, Path(workflow.current_basedir).parent / "schemas/config.schema.yaml"
+    config, Path(workflow.basedir) / "novic/config.schema.yaml"
 )
 
 

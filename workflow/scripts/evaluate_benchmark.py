@@ -7,7 +7,7 @@ log_to(snakemake.log[0])
 import torch  # noqa: E402
 
 from novic.embedders import pick_device  # noqa: E402
-from novic.evaluate import Benchmark, EvalSettings, evaluate_images  # noqa: E402
+from novic.evaluate import BenchmarkSettings, EvalSettings, evaluate_images  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 cfg = snakemake.params.cfg
@@ -17,7 +17,7 @@ settings = EvalSettings.from_config(
 )
 evaluate_images(
     snakemake.input.decoder,
-    Benchmark.from_config(snakemake.wildcards.benchmark, cfg["benchmark"]),
+    BenchmarkSettings.from_config(snakemake.wildcards.benchmark, cfg["benchmark"]),
     settings,
     snakemake.input.dictionary,
     pick_device(snakemake.resources.get("gpu", 0)),
