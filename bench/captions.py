@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from novic.captions import reply_cache_dir, run_filter, run_generate
-from novic.config import load_schema
 from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.io import write_parquet
 from novic.llm_server import default_gguf
+from novic.schema import defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [
@@ -46,9 +46,7 @@ def _vocab(path: Path) -> None:
 
 def _paper_generate() -> dict[str, Any]:
     """captions.generate's defaults (the paper's prompt), with a quota of one call per form."""
-    schema = load_schema(ROOT / "novic/config.schema.yaml")
-    props = schema["properties"]["captions"]["properties"]["generate"]["properties"]
-    generate = {key: value["default"] for key, value in props.items()}
+    generate = defaults("captions.generate")
     generate.update(quota_per_freq=10, quota_freq_cap=1, max_unproductive_calls=1)
     return generate
 

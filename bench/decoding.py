@@ -21,7 +21,8 @@ import torch
 
 from bench.train import synthetic_targets
 from novic.decoding import NounDecoder
-from novic.model import DecoderSettings, ObjectDecoder
+from novic.model import ObjectDecoder
+from novic.settings import DecoderSettings
 
 THREADS = 2
 SIZES = {

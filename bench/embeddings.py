@@ -63,7 +63,7 @@ def stage_rate(embedder: Any, texts: list[str], batch: int) -> float:
 
 def shard_rate(embedder: Any, texts: list[str], batch: int) -> float:
     """Rows/s of a whole embed_shard call (read, shuffle, embed, write Parquet)."""
-    from novic.cache import embed_shard
+    from novic.embed import embed_shard
     from novic.textdata import TextShardWriter, text_batch
 
     with tempfile.TemporaryDirectory() as tmp:

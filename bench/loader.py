@@ -37,7 +37,7 @@ GPU_SAMPLES_PER_S = 51.74e6 * 18 / (1.5 * 86400)
 
 def write_cache(root: Path, shards: int, rows: int = SHARD_ROWS) -> list[Path]:
     """`shards` embedding shards of unit float16 vectors, written with the stage's settings."""
-    from novic.cache import PARQUET_OPTIONS, ROW_GROUP_ROWS, embedding_table
+    from novic.shards import PARQUET_OPTIONS, ROW_GROUP_ROWS, embedding_table
 
     paths = []
     rng = np.random.default_rng(0)
@@ -54,7 +54,7 @@ def write_cache(root: Path, shards: int, rows: int = SHARD_ROWS) -> list[Path]:
 
 
 def make_mix(paths: list[Path], repeat: int = 1) -> Any:
-    from novic.cache import Mix, MixShard, MixSource
+    from novic.mix import Mix, MixShard, MixSource
 
     shards = [MixShard(p, pq.read_metadata(p).num_rows) for p in paths]
     return Mix(

@@ -31,17 +31,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from novic.cache import PARQUET_OPTIONS, Mix, MixShard, MixSource, embedding_table
 from novic.loader import EmbeddingLoader
+from novic.mix import Mix, MixShard, MixSource
+from novic.settings import RunSettings, TrainSettings
+from novic.shards import PARQUET_OPTIONS, embedding_table
 from novic.tokens import TargetTokens
-from novic.train import (
-    RunSettings,
-    TrainSettings,
-    bare_step_rate,
-    build_model,
-    flatten_targets,
-    train_decoder,
-)
+from novic.train import bare_step_rate, build_model, flatten_targets, train_decoder
 
 THREADS = 1
 ROW_GROUP = 8192

@@ -46,15 +46,9 @@ from unidecode import unidecode
 from novic.articles import indefinite_article
 from novic.dictionary import META_THRESHOLD, nouns_fingerprint, read_nouns
 from novic.io import read_metadata, sha256_json, write_json, write_parquet
-from novic.llm import (
-    CACHE_BUCKETS,
-    LLMClient,
-    LLMSettings,
-    ReplyCache,
-    RequestSettings,
-    open_backend,
-    share,
-)
+from novic.llm import CACHE_BUCKETS, LLMClient, ReplyCache, api_key_from_env, open_backend, share
+from novic.progress import format_eta
+from novic.settings import FilterSettings, GenerateSettings, LLMSettings, RequestSettings
 from novic.textdata import TextShardWriter, text_batch
 
 log = logging.getLogger(__name__)
@@ -154,56 +148,6 @@ def select_nouns(nouns: Sequence[Noun], max_nouns: int, shard: int, shards: int)
 
 
 # ---------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class GenerateSettings:
-    """How many captions to ask for and how to word the request (captions.generate)."""
-
-    prompt: str
-    system_prompt: str
-    captions_per_call: int = 10
-    quota_per_freq: int = 10
-    quota_freq_cap: int = 10
-    max_unproductive_calls: int = 4
-    max_nouns: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> GenerateSettings:
-        settings = cls(**cfg)
-        try:
-            settings.prompt.format(count=1, noun="x", number="singular")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"captions.generate.prompt: may use only {{count}}, {{noun}} and {{number}} "
-                f"(problem: {exc!r})"
-            ) from None
-        if "{noun}" not in settings.prompt:
-            raise ValueError("captions.generate.prompt: must contain {noun}")
-        return settings
-
-    def quota(self, noun: Noun, form: str) -> int:
-        """Captions wanted for one form: min(sum(freqs), quota_freq_cap) * quota_per_freq."""
-        freqs = noun.freqs(form)
-        return min(sum(freqs), self.quota_freq_cap) * self.quota_per_freq if freqs else 0
-
-    def messages(self, noun: Noun, form: str) -> list[dict[str, str]]:
-        """The chat messages of one request."""
-        user = self.prompt.format(
-            count=self.captions_per_call, noun=noun.prompt_noun(form), number=form
-        )
-        return [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": user},
-        ]
-
-
-@dataclass(frozen=True)
-class FilterSettings:
-    """Configurable caption filters (captions.filter); 0 disables a limit."""
-
-    min_length: int = 0
-    max_length: int = 0
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -349,16 +293,8 @@ class Progress:
         return (
             f"{self.label}: {self.done}/{self.total} nouns, {self.requests} requests "
             f"({self.cached} cached), {self.captions} captions; {self.requests / elapsed:.2f} "
-            f"req/s, {self.captions / elapsed:.2f} captions/s, ETA {_duration(eta)}"
+            f"req/s, {self.captions / elapsed:.2f} captions/s, ETA {format_eta(eta)}"
         )
-
-
-def _duration(seconds: float) -> str:
-    if seconds != seconds:  # nan
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 async def generate_noun(
@@ -629,7 +565,7 @@ def run_generate(
     stats_path: str | Path,
     cache_dir: str | Path,
     params: dict[str, Any],
-    requests: dict[str, Any],
+    runtime: dict[str, Any],
     shard: int,
     threads: int = 2,
     server_log: str | Path | None = None,
@@ -637,17 +573,19 @@ def run_generate(
     """The generate_captions stage for one shard; returns the stats it writes.
 
     `params`: {"name", "llm", "generate", "shards"} (what determines the replies);
-    `requests`: captions.requests (how they are sent: concurrency, retries, caps), whose caps
+    `runtime`: captions.requests (how they are sent: concurrency, retries, caps), whose caps
     are split evenly over the shards. The reply cache in `cache_dir` outlives failed runs.
     """
     settings = LLMSettings.from_config(params["name"], params["llm"])
+    if settings.backend != "local":
+        api_key_from_env(settings)  # a missing key stops the job at once, naming the variable
     gen = GenerateSettings.from_config(params["generate"])
     shards = int(params["shards"])
     policy = RequestSettings.from_config(
         {
-            **requests,
-            "max_requests": share(requests.get("max_requests"), shards, shard),
-            "max_tokens": share(requests.get("max_tokens"), shards, shard),
+            **runtime,
+            "max_requests": share(runtime.get("max_requests"), shards, shard),
+            "max_tokens": share(runtime.get("max_tokens"), shards, shard),
         }
     )
     nouns = select_nouns(load_nouns(vocab_path), gen.max_nouns, shard, shards)

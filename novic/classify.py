@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from novic.decoding import DEFAULT_GENCFG, NounDecoder, Prediction
+from novic.checkpoint import load_decoder
+from novic.decoding import NounDecoder, Prediction
+from novic.device import resolve_device
 from novic.embedders import Embedder, load_embedder
-from novic.train import load_decoder
+from novic.settings import DEFAULT_GENCFG
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,6 @@ def detokenizer(tokenizer: Any) -> Callable[[list[int]], str]:
     if hasattr(tokenizer, "decode"):
         return lambda ids: tokenizer.decode(ids)
     return lambda ids: " ".join(map(str, ids))
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' or None: cuda when available, else cpu."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_image(source: Any) -> Any:

@@ -55,7 +55,7 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def add_classify(commands: argparse._SubParsersAction) -> None:
-    from novic.decoding import DEFAULT_GENCFG
+    from novic.settings import DEFAULT_GENCFG
 
     cmd = commands.add_parser("classify", help="name the objects in images with a trained model")
     cmd.add_argument("images", nargs="+", help="image files")

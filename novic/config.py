@@ -1,39 +1,43 @@
-"""Configuration: fill defaults from the JSON schema, validate, and name every bad key."""
+"""Configuration: validation against the schema and every rule that relates several keys.
+
+`validate_config(config)` fills in the schema's defaults (novic.schema), validates, and runs
+`check(config)`; both report every problem at once in one ConfigError, each line naming its
+key path. The Snakefile calls it once, before any DAG is built; rule files then only look up.
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
+
+from novic.datasets import LAYOUTS
+from novic.embedders import parse_spec
+from novic.schema import ConfigError, _schema, fill_defaults, load_schema
+from novic.settings import (
+    BenchmarkSettings,
+    GenConfig,
+    GenerateSettings,
+    LLMSettings,
+    SampleSettings,
+    validate_run,
+)
+
+__all__ = ["ConfigError", "check", "lookup", "validate_config"]
+
+RESERVED_BENCHMARKS = ("text",)  # results/eval/{run}/text.json is the text side
 
 
-class ConfigError(ValueError):
-    """A configuration that does not match the schema; the message names each bad key."""
-
-
-def load_schema(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) schema file."""
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
-def fill_defaults(config: MutableMapping[str, Any], schema: dict[str, Any]) -> None:
-    """Insert the schema's `default` values for missing keys, recursively, in place."""
-    for key, sub in schema.get("properties", {}).items():
-        if key not in config and "default" in sub:
-            config[key] = copy.deepcopy(sub["default"])
-        value = config.get(key)
-        if isinstance(value, MutableMapping):
-            fill_defaults(value, sub)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in config.items():
-            if key not in schema.get("properties", {}) and isinstance(value, MutableMapping):
-                fill_defaults(value, extra)
+def lookup(config: Mapping[str, Any], section: str) -> Any:
+    """The value at a dotted key path ("runs.tiny_ft9.train")."""
+    node: Any = config
+    for part in section.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ConfigError(f"{section}: no such key in the configuration")
+        node = node[part]
+    return node
 
 
 def _key_path(path: Iterator[Any] | Any) -> str:
@@ -55,21 +59,134 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     return [f"{where}: {error.message}"]
 
 
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
 def validate_config(
-    config: MutableMapping[str, Any], schema: str | Path | dict[str, Any]
+    config: MutableMapping[str, Any], schema: str | Path | Mapping[str, Any] | None = None
 ) -> MutableMapping[str, Any]:
-    """Fill defaults into `config` and validate it; raise ConfigError listing every problem."""
-    if not isinstance(schema, dict):
+    """Fill defaults into `config`, validate it against the schema, then `check` it.
+
+    Raises ConfigError listing every problem, each with its key path.
+    """
+    if schema is None:
+        schema = _schema()
+    elif not isinstance(schema, Mapping):
         schema = load_schema(schema)
     fill_defaults(config, schema)
     validator = jsonschema.Draft202012Validator(schema)
-    problems = [
-        line
-        for error in sorted(
-            validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
-        )
-        for line in _describe(error)
-    ]
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    _raise([line for error in errors for line in _describe(error)])
+    _raise(check(config))
     return config
+
+
+def _catch(problems: list[str], prefix: str, build: Callable[..., object], *args: Any) -> None:
+    """Call one settings constructor; a ValueError becomes a problem line under `prefix`."""
+    try:
+        build(*args)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        problems.append(message if not prefix or message.startswith(prefix) else prefix + message)
+
+
+def built_runs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The runs `rule all` builds (build.runs), name -> settings."""
+    return {name: config["runs"][name] for name in config["build"]["runs"]}
+
+
+def built_benchmarks(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The benchmarks every built run is evaluated on (none when build.evaluate is off)."""
+    if not config["build"]["evaluate"]:
+        return {}
+    return {name: config["eval"]["benchmarks"][name] for name in config["build"]["benchmarks"]}
+
+
+def made_multisets(config: Mapping[str, Any]) -> list[str]:
+    """Names (m1, m2, m3) of the prompt multisets prompts.multiset_freq makes."""
+    return [f"m{m}" for m, freq in enumerate(config["prompts"]["multiset_freq"], 1) if freq]
+
+
+def _check_build(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, catalog, where in (
+        ("runs", config["runs"], "runs"),
+        ("benchmarks", config["eval"]["benchmarks"], "eval.benchmarks"),
+    ):
+        for name in config["build"][key]:
+            if name not in catalog:
+                problems.append(
+                    f"build.{key}: {name!r} is not an entry of {where} (known: {sorted(catalog)})"
+                )
+    return problems
+
+
+def _check_captions(config: Mapping[str, Any]) -> list[str]:
+    captions, problems = config["captions"], []
+    if captions["llm"] not in captions["llms"]:
+        problems.append(
+            f"captions.llm: {captions['llm']!r} is not an entry of captions.llms "
+            f"(known: {sorted(captions['llms'])})"
+        )
+    for name, llm in captions["llms"].items():
+        _catch(problems, "", LLMSettings.from_config, name, llm)
+    _catch(problems, "", GenerateSettings.from_config, captions["generate"])
+    _catch(problems, "captions.sample.", SampleSettings.from_config, captions["sample"])
+    return problems
+
+
+def _check_runs(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, spec in config["embedders"].items():
+        _catch(problems, "", parse_spec, spec, key)
+    for name, run in config["runs"].items():
+        if run["embedder"] not in config["embedders"]:
+            problems.append(
+                f"runs.{name}.embedder: {run['embedder']!r} is not an entry of embedders "
+                f"(known: {sorted(config['embedders'])})"
+            )
+        _catch(problems, "", validate_run, name, run)
+    thresholds, multisets = config["vocab"]["thresholds"], made_multisets(config)
+    for name, run in built_runs(config).items() if not _check_build(config) else ():
+        if run["threshold"] not in thresholds:
+            problems.append(
+                f"runs.{name}.threshold: {run['threshold']} is not in vocab.thresholds {thresholds}"
+            )
+        for source, weight in run["mix"].items():
+            if weight > 0 and source != "captions" and source not in multisets:
+                problems.append(
+                    f"runs.{name}.mix.{source}: multiset {source} is not made "
+                    f"(prompts.multiset_freq is {config['prompts']['multiset_freq']})"
+                )
+    return problems
+
+
+def _check_eval(config: Mapping[str, Any]) -> list[str]:
+    evaluation, problems = config["eval"], []
+    for key in ("gencfg", "class_gencfg"):
+        _catch(problems, f"eval.{key}: ", GenConfig.parse, evaluation[key])
+    for name, bench in evaluation["benchmarks"].items():
+        where = f"eval.benchmarks.{name}"
+        if name in RESERVED_BENCHMARKS:
+            problems.append(f"{where}: the name {name!r} is reserved for the text-side results")
+        _catch(problems, f"{where}: ", BenchmarkSettings.from_config, name, bench)
+    for name, bench in built_benchmarks(config).items() if not _check_build(config) else ():
+        root = Path(bench["root"])
+        if not root.is_dir():
+            problems.append(
+                f"eval.benchmarks.{name}.root: folder {root} does not exist (benchmark {name!r}"
+                f" of build.benchmarks, kind {bench['kind']}: expected {LAYOUTS[bench['kind']]})"
+            )
+    return problems
+
+
+def check(config: Mapping[str, Any]) -> list[str]:
+    """Every rule that relates several keys of a defaults-filled, schema-valid config.
+
+    Returns the problems, each naming its key path (validate_config raises them together).
+    """
+    return (
+        _check_build(config) + _check_captions(config) + _check_runs(config) + _check_eval(config)
+    )

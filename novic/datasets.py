@@ -1,17 +1,6 @@
 """Image datasets for evaluation, read from local files only (nothing is downloaded).
 
-Kinds (`kind` in a benchmark's config):
-
-    folder         ROOT/{class}/*.jpg|png|...: one sub-folder per class (sorted names are the
-                   class order, underscores read as spaces), like torchvision's ImageFolder
-    images         ROOT/*.jpg|png|...: unlabelled images (open-vocabulary predictions)
-    fashion_mnist  the IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in ROOT or
-                   ROOT/FashionMNIST/raw (Debian's dataset-fashion-mnist:
-                   /usr/share/datasets/fashion-mnist)
-    cifar10        ROOT/cifar-10-batches-py/ (torchvision's layout of the python pickles)
-    cifar100       ROOT/cifar-100-python/
-    food101        ROOT/food-101/{images,meta}/ (meta/{train,test}.json)
-    imagenette     ROOT/imagenette2[-320|-160]/{train,val}/{wnid}/*.JPEG
+Kinds (`kind` in a benchmark's config) and the layout each expects under its ROOT: LAYOUTS.
 
 `split` is train or test (Imagenette's val and Food-101's test are "test"). Class names come
 from the dataset itself (CIFAR's meta, folder names) unless a class-list file is given (one
@@ -40,6 +29,17 @@ from novic.nouns import read_class_list
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 KINDS = ("folder", "images", "fashion_mnist", "cifar10", "cifar100", "food101", "imagenette")
 SPLITS = ("train", "test")
+LAYOUTS = {
+    "folder": "ROOT/{class}/*.jpg|png|...: one sub-folder per class (sorted names are the class "
+    "order, underscores read as spaces), like torchvision's ImageFolder",
+    "images": "ROOT/*.jpg|png|...: unlabelled images (open-vocabulary predictions)",
+    "fashion_mnist": "the IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in ROOT or "
+    "ROOT/FashionMNIST/raw (Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist)",
+    "cifar10": "ROOT/cifar-10-batches-py/ (torchvision's layout of the python pickles)",
+    "cifar100": "ROOT/cifar-100-python/ (torchvision's layout of the python pickles)",
+    "food101": "ROOT/food-101/{images,meta}/ (meta/{train,test}.json; torchvision's layout)",
+    "imagenette": "ROOT/imagenette2[-320|-160]/{train,val}/{wnid}/*.JPEG (the extracted tarball)",
+}
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 IMAGENETTE_WNIDS = (
     "n01440764",

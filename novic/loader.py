@@ -1,13 +1,13 @@
 """Streaming training loader over an embedding mix: bounded memory, deterministic for a seed.
 
-The training rule gets `results/models/{run}/mix.json` (written by novic.cache.write_mix, read
-by novic.cache.read_mix): the run's embedding shards grouped by source (m1, m2, m3, captions),
+The training rule gets `results/models/{run}/mix.json` (written by novic.mix.write_mix, read
+by novic.mix.read_mix): the run's embedding shards grouped by source (m1, m2, m3, captions),
 each source with a sampling weight. Weight w means "w passes over this source per epoch":
 captions x4 is weight 4; a fractional weight takes a random subset of the source's row groups.
 
 API (what a training loop uses):
 
-    from novic.cache import read_mix
+    from novic.mix import read_mix
     from novic.loader import EmbeddingLoader, Batch
 
     mix = read_mix("results/models/run/mix.json")      # validated against the noun table
@@ -60,7 +60,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from novic.cache import Mix, fixed_list_numpy
+from novic.mix import Mix
+from novic.shards import fixed_list_numpy
 
 
 class Batch(NamedTuple):

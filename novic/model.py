@@ -16,71 +16,15 @@ inputs every residual branch and the logits start with a known scale.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from fractions import Fraction
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from novic.settings import DecoderSettings
+
 # sqrt(E[gelu(x)^2]) for x ~ N(0, 1): the RMS gain of GELU that the balanced init divides by.
 GELU_GAIN = 0.6521
-
-
-@dataclass(frozen=True)
-class DecoderSettings:
-    """Hyperparameters of a decoder: the model settings plus the sizes the data fixes."""
-
-    embed_dim: int  # F, the embedder's output width
-    vocab_size: int  # V, compact tokens including 0 (end/pad)
-    max_tokens: int  # Cmax, longest target tokenisation including its end token
-    prefix_tokens: int = 4  # P
-    layers: int = 6  # L
-    hidden: int = 512  # H
-    heads: int = 8
-    feedforward_scale: float = 0.25  # K = H x this
-    dropout: float = 0.1  # inside the blocks (attention weights, residual branches, FF)
-    input_dropout: float = 0.1  # on the input sequence after adding the positions
-
-    def __post_init__(self) -> None:
-        for key in ("embed_dim", "vocab_size", "max_tokens", "prefix_tokens", "layers", "hidden"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
-        if self.hidden % self.heads:
-            raise ValueError(f"model.heads ({self.heads}) must divide model.hidden ({self.hidden})")
-        if self.ff_dim < 1 or Fraction(self.hidden) * self.ff_fraction != self.ff_dim:
-            raise ValueError(
-                f"model.feedforward_scale ({self.feedforward_scale}) x model.hidden "
-                f"({self.hidden}) must be a positive whole number"
-            )
-        for key in ("dropout", "input_dropout"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"model.{key} must be in [0, 1), got {getattr(self, key)}")
-
-    @property
-    def ff_fraction(self) -> Fraction:
-        return Fraction(self.feedforward_scale).limit_denominator(1 << 16)
-
-    @property
-    def ff_dim(self) -> int:
-        """K, the feed-forward width."""
-        return int(self.hidden * self.ff_fraction)
-
-    @property
-    def max_seq(self) -> int:
-        """Longest input sequence: P prefix vectors and Cmax - 1 teacher-forced tokens."""
-        return self.prefix_tokens + self.max_tokens - 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_settings(
-        cls, settings: dict[str, Any], embed_dim: int, vocab_size: int, max_tokens: int
-    ) -> DecoderSettings:
-        """From a run's `model` config section and the sizes fixed by the data."""
-        return cls(embed_dim=embed_dim, vocab_size=vocab_size, max_tokens=max_tokens, **settings)
 
 
 def parameter_count(cfg: DecoderSettings) -> int:

@@ -18,48 +18,11 @@ Settings (a run's `noise` config): scheme, vec_norm, angle_min, angle_max, angle
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-SCHEMES = ("none", "GaussElem", "GaussVec", "UniformAngle", "GaussAngle", "GaussElemUniformAngle")
-
-
-@dataclass(frozen=True)
-class NoiseSettings:
-    """A noise scheme and its parameters (unused parameters are ignored by the scheme)."""
-
-    scheme: str = "GaussElemUniformAngle"
-    vec_norm: float = 3.25
-    angle_min: float = 45.0
-    angle_max: float = 75.0
-    angle_std: float = 0.0
-    mix_ratio: float = 0.15
-
-    def __post_init__(self) -> None:
-        s = self.scheme
-        if s not in SCHEMES:
-            raise ValueError(f"noise.scheme: {s!r} is not one of {', '.join(SCHEMES)}")
-        if s in ("GaussElem", "GaussVec", "GaussElemUniformAngle") and self.vec_norm <= 0:
-            raise ValueError(f"noise.vec_norm must be > 0 for scheme {s}, got {self.vec_norm}")
-        uses_range = s in ("UniformAngle", "GaussElemUniformAngle")
-        if uses_range and not 0 <= self.angle_min <= self.angle_max <= 180:
-            raise ValueError(
-                f"noise.angle_min/angle_max must satisfy 0 <= min <= max <= 180 for scheme {s}, "
-                f"got {self.angle_min}, {self.angle_max}"
-            )
-        if s == "GaussAngle" and (self.angle_std <= 0 or not 0 < self.angle_max <= 180):
-            raise ValueError(
-                f"noise.angle_std must be > 0 and noise.angle_max in (0, 180] for scheme {s}, "
-                f"got {self.angle_std}, {self.angle_max}"
-            )
-        if not 0 <= self.mix_ratio <= 1:
-            raise ValueError(f"noise.mix_ratio must be in [0, 1], got {self.mix_ratio}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from novic.settings import NoiseSettings
 
 
 def _normal(

@@ -18,8 +18,8 @@ decoder on every target of every sample (multi-target):
   an unfinished accumulation, data position, smoothed metrics) goes atomically to
   `{work}/checkpoint.pt`. Random numbers (dropout, noise) are re-seeded from (seed, chunk) at
   every chunk start, so a resumed run continues the same trajectory as an uninterrupted one.
-  The final decoder file holds what decoding needs: hyperparameters, weights, the target
-  nouns and token map, the embedder spec and the run config.
+  The final decoder file (novic.checkpoint) holds what decoding needs: hyperparameters,
+  weights, the target nouns and token map, the embedder spec and the run config.
 """
 
 from __future__ import annotations
@@ -36,54 +36,19 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from novic.embedders import format_eta
+from novic.checkpoint import save_decoder
+from novic.device import synchronize
 from novic.io import atomic_path, sha256_json
-from novic.model import DecoderSettings, ObjectDecoder, parameter_count
-from novic.noise import NoiseSettings, apply_noise
+from novic.model import ObjectDecoder, parameter_count
+from novic.noise import apply_noise
+from novic.progress import format_eta
+from novic.schema import defaults
+from novic.settings import DecoderSettings, RunSettings, TrainSettings
 from novic.tokens import TargetTokens, build_target_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "novic.decoder/1"
 EWA_HALF_LIFE_CHUNKS = 4
-# train settings that change how a run is carried out, not its result (not rule params)
-RUNTIME_KEYS = ("checkpoint_every",)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """A run's `train` settings (the paper's recipe by default)."""
-
-    batch_size: int = 512
-    accum: int = 16
-    lr: float = 1.5e-3
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    epochs: float = 18
-    chunk_scale: float = 50
-    seed: int = 0
-    amp: bool = False
-    loader_workers: int = 4
-    buffer_rows: int = 1 << 18
-
-    def __post_init__(self) -> None:
-        positive = ("batch_size", "accum", "lr", "epochs", "chunk_scale")
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"train.{key} must be > 0, got {getattr(self, key)}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"train.{key} must be in [0, 1), got {getattr(self, key)}")
-        for key in ("weight_decay", "grad_clip", "loader_workers"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
-        if self.buffer_rows < self.batch_size:
-            raise ValueError(
-                f"train.buffer_rows ({self.buffer_rows}) must be >= train.batch_size "
-                f"({self.batch_size})"
-            )
 
 
 @dataclass(frozen=True)
@@ -245,33 +210,6 @@ def stream(loader: Loader, pos: Position) -> Iterator[Any]:
 
 
 @dataclass
-class RunSettings:
-    """A run's model, noise and train sections, validated."""
-
-    model: dict[str, Any]
-    noise: NoiseSettings
-    train: TrainSettings
-
-    @classmethod
-    def from_config(cls, run: Mapping[str, Any]) -> RunSettings:
-        """From a run's config; keys that do not change the result (RUNTIME_KEYS) are skipped."""
-        model = dict(run.get("model", {}))
-        DecoderSettings.from_settings(model, 1, 1, 1)  # validates the keys and values
-        train = {k: v for k, v in run.get("train", {}).items() if k not in RUNTIME_KEYS}
-        return cls(
-            model=model, noise=NoiseSettings(**run.get("noise", {})), train=TrainSettings(**train)
-        )
-
-
-def validate_run(name: str, run: Mapping[str, Any]) -> RunSettings:
-    """Check a run's model, noise and train settings; errors name the key (runs.NAME.KEY)."""
-    try:
-        return RunSettings.from_config(run)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"runs.{name}.{exc}") from None
-
-
-@dataclass
 class TrainState:
     """Everything a resumed run needs beyond model and optimizer."""
 
@@ -306,6 +244,40 @@ def build_model(
     return ObjectDecoder(cfg).to(device)
 
 
+@dataclass
+class _Run:
+    """What the steps of train_decoder share: settings, model, optimizer, state and data."""
+
+    settings: RunSettings
+    targets: TargetTokens
+    loader: Loader
+    device: torch.device
+    meta: Mapping[str, Any]
+    plan: Plan
+    identity: str
+    model: ObjectDecoder
+    optimizer: Any
+    state: TrainState
+    ckpt_path: Path
+    work_metrics: Path
+    lookup: torch.Tensor  # noun id -> row of `table`
+    table: torch.Tensor  # compact target tokens, one row per target noun
+    gen: torch.Generator  # noise
+    amp: bool
+    batches: Iterator[Any]
+
+
+@dataclass
+class _ChunkSums:
+    """One chunk's running totals; `sums` (on the device) is loss, count, correct, gn, steps."""
+
+    sums: torch.Tensor
+    gn_max: torch.Tensor
+    lr: float
+    samples: int = 0
+    seconds: float = 0.0
+
+
 def train_decoder(
     loader: Loader,
     targets: TargetTokens,
@@ -328,8 +300,27 @@ def train_decoder(
     Returns the last metrics line plus the parameter count (and, given a `heldout` loader,
     the loss and token accuracy on its rows as "heldout").
     """
-    tcfg, ncfg = settings.train, settings.noise
-    work = Path(work_dir)
+    run = _set_up(loader, targets, settings, Path(work_dir), device, meta)
+    last: dict[str, Any] = {}
+    while run.state.chunk < run.plan.chunks:
+        last = _end_chunk(run, _train_chunk(run, progress_seconds))
+        if run.state.chunk < run.plan.chunks and run.state.chunk % checkpoint_every == 0:
+            _save_training(run.ckpt_path, run.model, run.optimizer, run.state, run.identity, meta)
+        if on_chunk is not None:
+            on_chunk(run.state.chunk)
+    return _finish(run, last, decoder_path, metrics_path, heldout)
+
+
+def _set_up(
+    loader: Loader,
+    targets: TargetTokens,
+    settings: RunSettings,
+    work: Path,
+    device: torch.device,
+    meta: Mapping[str, Any],
+) -> _Run:
+    """Plan the chunks, build the model and optimizer, resume a checkpoint of the same run."""
+    tcfg = settings.train
     work.mkdir(parents=True, exist_ok=True)
     ckpt_path, work_metrics = work / "checkpoint.pt", work / "metrics.jsonl"
     plan = plan_chunks(
@@ -342,7 +333,7 @@ def train_decoder(
     identity = sha256_json(
         {
             "model": settings.model,
-            "noise": ncfg.to_dict(),
+            "noise": settings.noise.to_dict(),
             "train": asdict(tcfg),
             "targets": targets.to_dict(),
             "meta": dict(meta),
@@ -351,6 +342,33 @@ def train_decoder(
     torch.manual_seed(tcfg.seed)
     model = build_model(settings, targets, loader.dim, device)
     optimizer = make_optimizer(model, tcfg, device)
+    state = _resume(ckpt_path, work_metrics, identity, model, optimizer, device, plan.chunks)
+    if state.chunk == 0:
+        work_metrics.unlink(missing_ok=True)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    run = _Run(
+        settings, targets, loader, device, meta, plan, identity, model, optimizer, state,
+        ckpt_path, work_metrics, lookup=torch.from_numpy(targets.lookup()),
+        table=torch.from_numpy(targets.tokens), gen=torch.Generator(device=device),
+        amp=tcfg.amp and device.type == "cuda", batches=stream(loader, state.position),
+    )  # fmt: skip
+    _log_plan(run)
+    model.train()
+    return run
+
+
+def _resume(
+    ckpt_path: Path,
+    work_metrics: Path,
+    identity: str,
+    model: ObjectDecoder,
+    optimizer: Any,
+    device: torch.device,
+    chunks: int,
+) -> TrainState:
+    """Load `ckpt_path` into the model and optimizer if it is of this run; return its state."""
     state = TrainState()
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -361,20 +379,20 @@ def train_decoder(
                 p.grad = g.to(device)
             state = ckpt["state"]
             _truncate_metrics(work_metrics, state.chunk)
-            log.info("resuming from %s after chunk %d of %d", ckpt_path, state.chunk, plan.chunks)
+            log.info("resuming from %s after chunk %d of %d", ckpt_path, state.chunk, chunks)
         else:
             log.info("ignoring %s: it belongs to other settings or data", ckpt_path)
-    if state.chunk == 0:
-        work_metrics.unlink(missing_ok=True)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    n_params = parameter_count(model.cfg)
+    return state
+
+
+def _log_plan(run: _Run) -> None:
+    """Log the decoder's size and the chunk plan."""
+    tcfg, plan, targets = run.settings.train, run.plan, run.targets
     log.info(
         "decoder %s: %s parameters; %d chunks of %d batches of %d (accum %d, %d batches per "
         "epoch, %d target nouns, V=%d, Cmax=%d) on %s",
-        model.cfg.to_dict(),
-        f"{n_params:,}",
+        run.model.cfg.to_dict(),
+        f"{parameter_count(run.model.cfg):,}",
         plan.chunks,
         plan.chunk_batches,
         tcfg.batch_size,
@@ -383,134 +401,147 @@ def train_decoder(
         len(targets.nouns) - 1,
         targets.vocab_size,
         targets.max_tokens,
-        device,
+        run.device,
     )
 
-    lookup = torch.from_numpy(targets.lookup())
-    table = torch.from_numpy(targets.tokens)
-    gen = torch.Generator(device=device)
-    amp = tcfg.amp and device.type == "cuda"
-    batches = stream(loader, state.position)
-    alpha = 0.5 ** (1 / EWA_HALF_LIFE_CHUNKS)
-    last: dict[str, Any] = {}
-    model.train()
-    while state.chunk < plan.chunks:
-        chunk = state.chunk
-        torch.manual_seed(chunk_seed(tcfg.seed, chunk))
-        gen.manual_seed(chunk_seed(tcfg.seed, chunk) + 1)
-        lr = cosine_lr(tcfg.lr, chunk, plan.chunks)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, count, correct, gn, steps
-        gn_max = torch.zeros((), device=device)
-        start = last_report = time.perf_counter()
-        samples = 0
-        for i in range(plan.chunk_batches):
-            raw = next(batches)
-            batch = flatten_targets(raw.embedding, raw.targets, raw.weights, lookup, table)
-            batch = batch.to(device)
-            noisy = apply_noise(batch.embedding, ncfg, gen)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(noisy[batch.rows], batch.tokens[:, :-1])
-            loss_sum, count, correct = token_loss(logits.float(), batch)
-            (loss_sum / count / tcfg.accum).backward()
-            sums[:3] += torch.stack([loss_sum.detach(), count, correct]).double()
-            samples += batch.embedding.shape[0]
-            state.micro += 1
-            if state.micro % tcfg.accum == 0:
-                norm = _step(model, optimizer, tcfg.grad_clip)
-                sums[3] += norm
-                sums[4] += 1
-                gn_max = torch.maximum(gn_max, norm)
-            now = time.perf_counter()
-            if now - last_report >= progress_seconds:
-                last_report = now
-                rate = samples / (now - start)
-                left = (plan.total_batches - state.micro) * tcfg.batch_size / rate
-                log.info(
-                    "chunk %d/%d: batch %d/%d, %.0f samples/s, ETA %s",
-                    chunk + 1,
-                    plan.chunks,
-                    i + 1,
-                    plan.chunk_batches,
-                    rate,
-                    format_eta(left),
-                )
-        if state.chunk + 1 == plan.chunks and state.micro % tcfg.accum:
-            # the run's last, incomplete accumulation: step with the mean of what there is
-            pending = state.micro % tcfg.accum
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(tcfg.accum / pending)
-            norm = _step(model, optimizer, tcfg.grad_clip)
-            sums[3] += norm
-            sums[4] += 1
-            gn_max = torch.maximum(gn_max, norm)
-        seconds = time.perf_counter() - start
-        loss, count, correct, gn, steps = sums.tolist()
-        accuracy = correct / count
-        state.smoothed_accuracy = (
-            accuracy
-            if state.smoothed_accuracy is None
-            else alpha * state.smoothed_accuracy + (1 - alpha) * accuracy
-        )
-        state.chunk += 1
-        state.samples += samples
-        state.elapsed += seconds
-        rate = samples / seconds
-        eta = (plan.chunks - state.chunk) * plan.chunk_batches * tcfg.batch_size / rate
-        last = {
-            "chunk": state.chunk,
-            "chunks": plan.chunks,
-            "epoch": round(state.samples / max(loader.rows_per_epoch, 1), 4),
-            "samples": state.samples,
-            "loss": loss / count,
-            "accuracy": accuracy,
-            "accuracy_smoothed": state.smoothed_accuracy,
-            "lr": lr,
-            "grad_norm": gn / steps if steps else None,
-            "grad_norm_max": float(gn_max) if steps else None,
-            "optimizer_steps": int(steps),
-            "samples_per_s": rate,
-            "seconds": seconds,
-            "elapsed_s": state.elapsed,
-            "eta_s": eta,
-            "device": str(device),
-        }
-        with open(work_metrics, "a", encoding="utf-8") as f:
-            f.write(json.dumps(last) + "\n")
-        log.info(
-            "chunk %d/%d | loss %.4f | token acc %.4f (smoothed %.4f) | lr %.3g | grad %.3g | "
-            "%.0f samples/s | elapsed %s | ETA %s",
-            state.chunk,
-            plan.chunks,
-            last["loss"],
-            accuracy,
-            state.smoothed_accuracy,
-            lr,
-            last["grad_norm"] or float("nan"),
-            rate,
-            format_eta(state.elapsed),
-            format_eta(eta),
-        )
-        if state.chunk < plan.chunks and state.chunk % checkpoint_every == 0:
-            _save_training(ckpt_path, model, optimizer, state, identity, meta)
-        if on_chunk is not None:
-            on_chunk(state.chunk)
 
-    summary = {**last, "parameters": n_params}
+def _train_chunk(run: _Run, progress_seconds: float) -> _ChunkSums:
+    """Train one chunk: re-seed, set its learning rate, run its raw batches (and, at the end of
+    the run, step an unfinished accumulation with the mean of what there is)."""
+    tcfg, plan, state, chunk = run.settings.train, run.plan, run.state, run.state.chunk
+    torch.manual_seed(chunk_seed(tcfg.seed, chunk))
+    run.gen.manual_seed(chunk_seed(tcfg.seed, chunk) + 1)
+    lr = cosine_lr(tcfg.lr, chunk, plan.chunks)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    sums = torch.zeros(5, device=run.device, dtype=torch.float64)
+    acc = _ChunkSums(sums, torch.zeros((), device=run.device), lr)
+    start = last_report = time.perf_counter()
+    for i in range(plan.chunk_batches):
+        _train_batch(run, next(run.batches), acc)
+        now = time.perf_counter()
+        if now - last_report >= progress_seconds:
+            last_report = now
+            rate = acc.samples / (now - start)
+            left = (plan.total_batches - state.micro) * tcfg.batch_size / rate
+            log.info(
+                "chunk %d/%d: batch %d/%d, %.0f samples/s, ETA %s",
+                chunk + 1,
+                plan.chunks,
+                i + 1,
+                plan.chunk_batches,
+                rate,
+                format_eta(left),
+            )
+    if state.chunk + 1 == plan.chunks and state.micro % tcfg.accum:
+        pending = state.micro % tcfg.accum
+        for p in run.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(tcfg.accum / pending)
+        _optimizer_step(run, acc)
+    acc.seconds = time.perf_counter() - start
+    return acc
+
+
+def _train_batch(run: _Run, raw: Any, acc: _ChunkSums) -> None:
+    """Forward and backward one raw batch with noise; step when an accumulation is complete."""
+    tcfg = run.settings.train
+    batch = flatten_targets(raw.embedding, raw.targets, raw.weights, run.lookup, run.table)
+    batch = batch.to(run.device)
+    noisy = apply_noise(batch.embedding, run.settings.noise, run.gen)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp):
+        logits = run.model(noisy[batch.rows], batch.tokens[:, :-1])
+    loss_sum, count, correct = token_loss(logits.float(), batch)
+    (loss_sum / count / tcfg.accum).backward()
+    acc.sums[:3] += torch.stack([loss_sum.detach(), count, correct]).double()
+    acc.samples += batch.embedding.shape[0]
+    run.state.micro += 1
+    if run.state.micro % tcfg.accum == 0:
+        _optimizer_step(run, acc)
+
+
+def _optimizer_step(run: _Run, acc: _ChunkSums) -> None:
+    """Clip, step and zero the gradients; count the step and its gradient norm into `acc`."""
+    norm = _step(run.model, run.optimizer, run.settings.train.grad_clip)
+    acc.sums[3] += norm
+    acc.sums[4] += 1
+    acc.gn_max = torch.maximum(acc.gn_max, norm)
+
+
+def _end_chunk(run: _Run, acc: _ChunkSums) -> dict[str, Any]:
+    """Count a trained chunk into the state; append its metrics line and log it."""
+    tcfg, plan, state = run.settings.train, run.plan, run.state
+    alpha = 0.5 ** (1 / EWA_HALF_LIFE_CHUNKS)
+    loss, count, correct, gn, steps = acc.sums.tolist()
+    accuracy = correct / count
+    state.smoothed_accuracy = (
+        accuracy
+        if state.smoothed_accuracy is None
+        else alpha * state.smoothed_accuracy + (1 - alpha) * accuracy
+    )
+    state.chunk += 1
+    state.samples += acc.samples
+    state.elapsed += acc.seconds
+    rate = acc.samples / acc.seconds
+    eta = (plan.chunks - state.chunk) * plan.chunk_batches * tcfg.batch_size / rate
+    last = {
+        "chunk": state.chunk,
+        "chunks": plan.chunks,
+        "epoch": round(state.samples / max(run.loader.rows_per_epoch, 1), 4),
+        "samples": state.samples,
+        "loss": loss / count,
+        "accuracy": accuracy,
+        "accuracy_smoothed": state.smoothed_accuracy,
+        "lr": acc.lr,
+        "grad_norm": gn / steps if steps else None,
+        "grad_norm_max": float(acc.gn_max) if steps else None,
+        "optimizer_steps": int(steps),
+        "samples_per_s": rate,
+        "seconds": acc.seconds,
+        "elapsed_s": state.elapsed,
+        "eta_s": eta,
+        "device": str(run.device),
+    }
+    with open(run.work_metrics, "a", encoding="utf-8") as f:
+        f.write(json.dumps(last) + "\n")
+    log.info(
+        "chunk %d/%d | loss %.4f | token acc %.4f (smoothed %.4f) | lr %.3g | grad %.3g | "
+        "%.0f samples/s | elapsed %s | ETA %s",
+        state.chunk,
+        plan.chunks,
+        last["loss"],
+        accuracy,
+        state.smoothed_accuracy,
+        acc.lr,
+        last["grad_norm"] or float("nan"),
+        rate,
+        format_eta(state.elapsed),
+        format_eta(eta),
+    )
+    return last
+
+
+def _finish(
+    run: _Run,
+    last: Mapping[str, Any],
+    decoder_path: str | Path,
+    metrics_path: str | Path,
+    heldout: Loader | None,
+) -> dict[str, Any]:
+    """Evaluate the held-out rows, write the decoder and the metrics, drop the checkpoint."""
+    summary = {**last, "parameters": parameter_count(run.model.cfg)}
     if heldout is not None:
-        summary["heldout"] = evaluate(model, heldout, targets, device)
+        summary["heldout"] = evaluate(run.model, heldout, run.targets, run.device)
         log.info(
             "held-out rows: %d, loss %.4f, token accuracy %.4f (no noise)",
             summary["heldout"]["rows"],
             summary["heldout"]["loss"],
             summary["heldout"]["accuracy"],
         )
-    save_decoder(decoder_path, model, targets, meta, settings, summary=summary)
+    save_decoder(decoder_path, run.model, run.targets, run.meta, run.settings, summary=summary)
     with atomic_path(metrics_path) as tmp:
-        tmp.write_bytes(work_metrics.read_bytes())
-    ckpt_path.unlink(missing_ok=True)
+        tmp.write_bytes(run.work_metrics.read_bytes())
+    run.ckpt_path.unlink(missing_ok=True)
     return summary
 
 
@@ -542,22 +573,24 @@ def run_training(
     metrics_path: str | Path,
     device: torch.device,
     run: str,
-    checkpoint_every: int = 12,
+    runtime: Mapping[str, Any] | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Train run `run` from its mix manifest and vocabulary (what rule train_decoder does).
 
-    `params` is the run's config (embedder, threshold, mix, model, noise, train). The targets
-    are the vocabulary's nouns, tokenised with the embedder's tokenizer; the unfinished state
-    lives in `{decoder folder}/work/`. The mix's held-out rows (prompt and caption templates
-    kept out of training) are evaluated at the end. `threads`: the job's CPU threads, shared
-    between torch and the loader's reader processes.
+    `params` is the run's config (embedder, threshold, mix, model, noise, train), `runtime`
+    its train section's runtime-only keys (checkpoint_every; the schema's default if absent).
+    The targets are the vocabulary's nouns, tokenised with the embedder's tokenizer; the
+    unfinished state lives in `{decoder folder}/work/`. The mix's held-out rows (prompt and
+    caption templates kept out of training) are evaluated at the end. `threads`: the job's CPU
+    threads, shared between torch and the loader's reader processes.
     """
-    from novic.cache import Mix, MixSource, read_mix
     from novic.dictionary import read_nouns
     from novic.loader import EmbeddingLoader
+    from novic.mix import Mix, MixSource, read_mix
 
     settings = RunSettings.from_config(params)
+    runtime = defaults("runs.*.train") | dict(runtime or {})
     if threads:
         torch.set_num_threads(max(1, threads - settings.train.loader_workers))
     mix = read_mix(mix_path, vocab=vocab_path)
@@ -603,7 +636,7 @@ def run_training(
     decoder_path = Path(decoder_path)
     return train_decoder(
         loader, targets, settings, decoder_path, metrics_path, decoder_path.parent / "work",
-        device, meta, checkpoint_every=checkpoint_every, heldout=heldout,
+        device, meta, checkpoint_every=runtime["checkpoint_every"], heldout=heldout,
     )  # fmt: skip
 
 
@@ -647,44 +680,6 @@ def _save_training(
         )
 
 
-def save_decoder(
-    path: str | Path,
-    model: ObjectDecoder,
-    targets: TargetTokens,
-    meta: Mapping[str, Any],
-    settings: RunSettings,
-    summary: Mapping[str, Any] | None = None,
-) -> None:
-    """Write a decoder checkpoint atomically: everything needed to decode with it."""
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model": model.cfg.to_dict(),
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "targets": targets.to_dict(),
-                "noise": settings.noise.to_dict(),
-                "train": asdict(settings.train),
-                "meta": dict(meta),
-                "summary": dict(summary or {}),
-            },
-            tmp,
-        )
-
-
-def load_decoder(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[ObjectDecoder, TargetTokens, dict[str, Any]]:
-    """Read a decoder file: the model (in eval mode), its target tokens and the whole record."""
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} file")
-    model = ObjectDecoder(DecoderSettings(**ckpt["model"])).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, TargetTokens.from_dict(ckpt["targets"]), ckpt
-
-
 def bare_step_rate(
     model: ObjectDecoder,
     batches: Sequence[TargetBatch],
@@ -714,20 +709,15 @@ def bare_step_rate(
     for i in range(2):
         one(i)
     _step(model, optimizer, cfg.grad_clip)
-    _sync(device)
+    synchronize(device)
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(steps):
         one(i)
         if (i + 1) % cfg.accum == 0:
             _step(model, optimizer, cfg.grad_clip)
-    _sync(device)
+    synchronize(device)
     samples = sum(on_device[i % len(on_device)].embedding.shape[0] for i in range(steps))
     return {
         "wall": samples / (time.perf_counter() - wall),
         "cpu": samples / max(time.process_time() - cpu, 1e-9),
     }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

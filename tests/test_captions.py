@@ -13,8 +13,6 @@ import pytest
 from llm_fault_server import FaultServer
 
 from novic.captions import (
-    FilterSettings,
-    GenerateSettings,
     Noun,
     NounCaptions,
     NounMatcher,
@@ -36,6 +34,7 @@ from novic.captions import (
 from novic.dictionary import META_CONTENT, noun_row, noun_table
 from novic.io import read_metadata, write_parquet
 from novic.llm import BudgetExceeded, Reply
+from novic.settings import FilterSettings, GenerateSettings
 from novic.textdata import read_text, text_schema
 
 PROMPT = 'Generate a list of {count} image captions each containing "{noun}" ({number}).'

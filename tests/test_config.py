@@ -1,15 +1,21 @@
-"""The config schema: defaults, and errors that name the bad key before any job runs."""
+"""The configuration: the schema as the one source of defaults, cross-key checks that name
+the bad key before any job runs, and what the default target builds."""
 
 import copy
+import dataclasses
+import os
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
-from project import REPO, copy_project
+from project import REPO, copy_project, override_files, snakemake
 from snakemake.utils import update_config
 
 from novic.config import ConfigError, validate_config
+from novic.schema import defaults, runtime_keys, runtime_values, section_schema, without_runtime
+from novic.settings import SETTINGS, FilterSettings, RequestSettings, TrainSettings
 
 SCHEMA = REPO / "novic/config.schema.yaml"
 
@@ -67,3 +73,176 @@ def test_snakemake_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "vocab.thresholds[0]: 'two' is not of type 'integer'" in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+# --- one source of defaults ---------------------------------------------------------------------
+
+
+def catalog(sub: dict) -> bool:
+    return isinstance(sub.get("additionalProperties"), dict) and "properties" not in sub
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda cls: cls.__name__)
+def test_settings_defaults_are_the_schemas(cls):
+    """Each settings object's defaults equal the schema-filled config, and it has a field for
+    every key of its section but the runtime-only ones and nested catalogs."""
+    expected = defaults(cls.SECTION)
+    section = section_schema(cls.SECTION)["properties"]
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            assert value == expected[f.name], (cls.__name__, f.name)
+        else:
+            assert "default" not in section.get(f.name, {}), (cls.__name__, f.name)
+    wanted = {k for k, sub in section.items() if not catalog(sub)}
+    wanted -= runtime_keys(cls.SECTION) - {"batch_size"}  # EvalSettings carries its batch size
+    assert wanted <= {f.name for f in dataclasses.fields(cls)}, cls.__name__
+
+
+def test_library_defaults_match_the_pipeline():
+    """The two values that had drifted between library and schema."""
+    filled = validate_config({})
+    assert FilterSettings().min_length == filled["captions"]["filter"]["min_length"] == 10
+    assert RequestSettings().concurrency == filled["captions"]["requests"]["concurrency"] == 8
+    assert TrainSettings().batch_size * TrainSettings().accum == 8192  # the paper's batch
+
+
+def test_no_settings_class_restates_a_default():
+    """Defaults are written in the schema only: no field of a settings class has a literal."""
+    source = (REPO / "novic/settings.py").read_text()
+    assert not re.findall(r"^    \w+: [\w |\[\],]+ = ", source, flags=re.M)
+
+
+def test_runtime_keys_are_marked_in_the_schema():
+    assert runtime_keys("embeddings") == {"batch_size", "chunk_rows", "row_group_rows", "cache_dir"}
+    assert runtime_keys("runs.*.train") == {"checkpoint_every"}
+    assert runtime_keys("eval") == {"batch_size"}
+    config = validate_config({})
+    assert "requests" not in without_runtime(config["captions"], "captions")
+    assert runtime_values(config["captions"]["requests"], "captions.requests")["timeout"] == 120
+
+
+# --- cross-key checks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"build": {"runs": ["nope"]}}, r"build\.runs: 'nope' is not an entry of runs"),
+        ({"build": {"benchmarks": ["x"]}}, r"build\.benchmarks: 'x' is not an entry of eval"),
+        ({"captions": {"llm": "gpt9"}}, r"captions\.llm: 'gpt9' is not an entry"),
+        (
+            {"captions": {"llms": {"x": {"backend": "openai-compatible", "model": "m"}}}},
+            r"captions\.llms\.x\.base_url: required",
+        ),
+        ({"captions": {"generate": {"prompt": "{nonsense}"}}}, r"captions\.generate\.prompt"),
+        (
+            {"captions": {"sample": {"template_multiplier": 5, "sample_multiplier": 2}}},
+            r"captions\.sample\.sample_multiplier \(2\) must be >= template_multiplier",
+        ),
+        ({"runs": {"r": {"embedder": "tiny", "threshold": 2, "mix": {"m1": 1},
+                         "model": {"hidden": 30, "heads": 4}}}}, r"runs\.r\.model\.heads"),
+        ({"eval": {"class_gencfg": "greedy_k3_vnone_gp_t1_a0"}}, r"eval\.class_gencfg: .*k must"),
+    ],
+)  # fmt: skip
+def test_cross_key_rules_name_the_key(config, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_a_missing_dataset_folder_names_the_key_and_the_layout(tmp_path):
+    config = {
+        "build": {"benchmarks": ["cifar10"]},
+        "eval": {"benchmarks": {"cifar10": {"kind": "cifar10", "root": str(tmp_path / "no")}}},
+    }
+    with pytest.raises(ConfigError, match=r"eval\.benchmarks\.cifar10\.root: .*cifar-10-batches"):
+        validate_config(config)
+    (tmp_path / "no").mkdir()
+    validate_config(config)
+    # a benchmark nobody selects needs no data
+    validate_config({"eval": {"benchmarks": {"c": {"kind": "cifar10", "root": "/nowhere"}}}})
+
+
+# --- what rule all builds -------------------------------------------------------------------------
+
+
+def dry_run_files(workdir, *configfiles: str) -> set[str]:
+    return set(snakemake(workdir, configfiles=configfiles, dryrun=True))
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory):
+    return copy_project(tmp_path_factory.mktemp("build"))
+
+
+def test_with_evaluation_off_the_default_target_still_trains(project_copy):
+    files = override_files(project_copy, {"build": {"evaluate": False}})
+    updated = dry_run_files(project_copy, *files)
+    assert {
+        "results/models/tiny_ft9/decoder.pt",
+        "results/models/tiny_ft9/metrics.jsonl",
+    } <= updated
+    assert not any(p.startswith(("results/eval/", "results/report/")) for p in updated)
+
+
+def test_a_preset_builds_what_it_names_and_nothing_else(project_copy):
+    (project_copy / "mine.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "build": {"runs": ["mine"], "benchmarks": ["sample_photos"]},
+                "vocab": {"thresholds": [12]},
+                "prompts": {"shards": 1, "fraction": 0.01},
+                "runs": {"mine": {"embedder": "tiny", "threshold": 12, "mix": {"m2": 1}}},
+            }
+        )
+    )
+    updated = dry_run_files(project_copy, "mine.yaml")  # over config.yaml, as a user would
+    runs = {p.split("/")[2] for p in updated if p.startswith(("results/models/", "results/eval/"))}
+    assert runs == {"mine"}
+    assert {p for p in updated if p.startswith("results/eval/")} == {
+        "results/eval/mine/sample_photos.json",
+        "results/eval/mine/sample_photos.predictions.json",
+        "results/eval/mine/sample_photos.samples.png",
+        "results/eval/mine/text.json",
+    }
+    assert {p for p in updated if p.startswith("results/vocab/")} == {
+        "results/vocab/ft12.parquet",
+        "results/vocab/ft12.stats.json",
+    }
+    assert {p.split("/")[3] for p in updated if p.startswith("results/prompts/")} == {"m2"}
+    assert not any(p.startswith("results/captions/") or "siglip" in p for p in updated)
+
+
+def test_the_default_config_dry_runs_without_an_api_key(project_copy):
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "generate_captions" in result.stdout and "OPENAI_API_KEY" not in result.stdout
+
+
+def test_a_missing_dataset_stops_the_dry_run_with_the_key(project_copy):
+    files = override_files(project_copy, {"build": {"benchmarks": ["food101"]}})
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", *files],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "eval.benchmarks.food101.root: folder data/food101 does not exist" in output
+    assert "food-101/{images,meta}" in output  # the expected layout
+
+
+def test_no_script_reads_the_config():
+    scripts = sorted((REPO / "workflow/scripts").glob("*.py"))
+    assert scripts
+    for path in scripts:
+        assert "snakemake.config" not in path.read_text(), path.name
+        assert "start(snakemake" in path.read_text(), f"{path.name} skips novic.jobs.start"

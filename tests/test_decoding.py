@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from novic.decoding import (
-    DEFAULT_GENCFG,
-    GenConfig,
-    GenConfigError,
-    NounDecoder,
-    PrefixTree,
-)
-from novic.model import DecoderSettings, ObjectDecoder
+from novic.decoding import NounDecoder, PrefixTree
+from novic.model import ObjectDecoder
+from novic.settings import DEFAULT_GENCFG, DecoderSettings, GenConfig, GenConfigError
 from novic.tokens import TargetTokens
 
 VOCAB, CMAX, NOUNS, DIM = 12, 5, 40, 16

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from novic.device import pick_device
 from novic.embedders import (
     TINY_CONFIG,
     Embedder,
@@ -19,7 +20,6 @@ from novic.embedders import (
     EmbedderSpec,
     load_embedder,
     parse_spec,
-    pick_device,
     spec_sha256,
 )
 

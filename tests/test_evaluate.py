@@ -14,20 +14,19 @@ import torch
 from PIL import Image
 from tiny_decoder import NOUNS, write_tiny_decoder
 
-from novic.cache import embedding_table
+from novic.checkpoint import load_decoder
 from novic.datasets import FASHION_MNIST_ROOT
 from novic.decoding import NounDecoder
 from novic.dictionary import noun_row, noun_table
 from novic.evaluate import (
-    BenchmarkSettings,
-    EvalSettings,
     class_targets,
     evaluate_images,
     evaluate_text,
     modality_gap,
     variant_index,
 )
-from novic.train import load_decoder
+from novic.settings import BenchmarkSettings, EvalSettings
+from novic.shards import embedding_table
 
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")

@@ -13,15 +13,14 @@ from novic.llm import (
     BudgetExceeded,
     LLMClient,
     LLMError,
-    LLMSettings,
     ReplyCache,
-    RequestSettings,
     api_key_from_env,
     backoff_delay,
     request_key,
     retry_after_seconds,
     share,
 )
+from novic.settings import LLMSettings, RequestSettings
 
 SETTINGS = LLMSettings(backend="openai-compatible", model="fake", base_url="http://x/v1", seed=1)
 FAST = dict(concurrency=2, timeout=1.0, max_retries=3, backoff_base=0.01, backoff_max=5.0)

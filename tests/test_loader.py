@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from novic.cache import Mix, MixShard, MixSource, embedding_table, write_mix
 from novic.loader import EmbeddingLoader
+from novic.mix import Mix, MixShard, MixSource, write_mix
+from novic.shards import embedding_table
 
 DIM = 8
 
@@ -133,7 +134,7 @@ def test_drop_last(tmp_path: Path) -> None:
 STREAM = textwrap.dedent(
     """
     import json, sys
-    from novic.cache import read_mix
+    from novic.mix import read_mix
     from novic.loader import EmbeddingLoader
 
     def peak_mb():

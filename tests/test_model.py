@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic.model import GELU_GAIN, DecoderSettings, ObjectDecoder, init_stds, parameter_count
+from novic.model import GELU_GAIN, ObjectDecoder, init_stds, parameter_count
+from novic.settings import DecoderSettings
 
 TINY = {"prefix_tokens": 3, "layers": 2, "hidden": 32, "heads": 4, "feedforward_scale": 0.5}
 

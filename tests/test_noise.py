@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from novic.noise import SCHEMES, NoiseSettings, angles_deg, apply_noise, gauss_elem
+from novic.noise import angles_deg, apply_noise, gauss_elem
+from novic.settings import NOISE_SCHEMES, NoiseSettings
 
 N = 10_000
 
@@ -87,7 +88,7 @@ def test_gauss_vec_adds_a_normal_length_vector() -> None:
     assert angles.mean().item() == pytest.approx(expected.item(), abs=0.5)
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", NOISE_SCHEMES)
 def test_every_scheme_returns_unit_vectors_reproducibly(scheme: str) -> None:
     e = unit(64, 32)
     cfg = NoiseSettings(scheme=scheme, angle_std=10)

@@ -318,8 +318,9 @@ def test_slurm_profile_places_the_paper_scale_jobs(tmp_path):
     """`snakemake -n --profile profiles/slurm` on the default config: every job's resources,
     account and partition, GPU jobs in the GPU partition."""
     tree = copy_tree(tmp_path / "tree")
-    # A dummy key satisfies a remote caption LLM's `envvars:` in a dry run; nothing is sent.
-    env = clean_env(**PROFILE_ENV, OPENAI_API_KEY=os.environ.get("OPENAI_API_KEY", "dry-run"))
+    # No OPENAI_API_KEY: a dry run needs none (the caption jobs read it when they start).
+    env = clean_env(**PROFILE_ENV)
+    env.pop("OPENAI_API_KEY", None)
     dry = snakemake(tree, "-n", "--profile", "profiles/slurm", env=env)
     jobs = [job for job in parse_jobs(dry.stdout + dry.stderr).values() if job.rule != "all"]
     assert jobs, "the dry run announced no jobs"

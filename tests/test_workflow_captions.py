@@ -32,7 +32,6 @@ SHARDS = [
 ]
 OVERRIDE = {
     "captions": {
-        "enabled": True,
         "llm": "fake",
         "llms": {"fake": {"backend": "openai", "model": "fake-model", "seed": 0}},
         "shards": 2,
@@ -194,3 +193,18 @@ def test_killed_run_resumes_without_paying_twice(
     assert hung <= set(second)  # what never got a reply is asked again
     assert text_num_rows([workdir / p for p in SAMPLES]) > 0
     assert cache_lines(workdir) == answered_first + len(second)
+
+
+def test_a_missing_key_stops_the_caption_job_at_once(
+    noun_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No declared envvars: the DAG builds without the key; the job that needs it fails before
+    any request, and its log names the variable."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    workdir = setup(noun_project, tmp_path / "repo", OVERRIDE)
+    assert set(SHARDS) <= run(workdir, dryrun=True)
+    with pytest.raises(Exception):  # noqa: B017 (Snakemake reports a failed job as a generic error)
+        run(workdir)
+    log = workdir / "results/logs/captions/fake/ft9/generate_captions.000.log"
+    assert "environment variable OPENAI_API_KEY is not set" in log.read_text()
+    assert not (workdir / "results/captions/fake/cache").exists()

@@ -11,14 +11,14 @@ import pytest
 from project import REPO, TEST_CONFIG, merged_config, override_files, snakemake
 from snakemake.exceptions import WorkflowError
 
+from novic.checkpoint import load_decoder
 from novic.dictionary import read_nouns
-from novic.train import load_decoder
 
 pytestmark = pytest.mark.slow
 
 
 CONFIG = merged_config(REPO / TEST_CONFIG)
-RUN = next(name for name, run in CONFIG["runs"].items() if run["enabled"])
+RUN = CONFIG["build"]["runs"][0]
 SETTINGS = CONFIG["runs"][RUN]
 # A second run on the same mix with other noise: shares every upstream file with the first.
 OTHER = f"{RUN}_other"

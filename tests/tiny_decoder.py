@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
+from novic.checkpoint import save_decoder
 from novic.embedders import TINY_CONFIG, parse_spec, spec_sha256
+from novic.settings import RunSettings
 from novic.tokens import build_target_tokens, load_tokenizer
-from novic.train import RunSettings, build_model, save_decoder
+from novic.train import build_model
 
 TINY_SPEC = {"tiny": {"seed": 0}}
 NOUNS = [

@@ -9,30 +9,13 @@
 #   ft{threshold}/samples/part-NNNN.parquet   training rows, text-dataset schema (shuffled)
 #   ft{threshold}/samples/heldout.parquet     rows of held-out caption templates (text-side
 #                                      evaluation; never trained on)
-from novic.textdata import shard_name
-
-# The active LLM's key must be in the environment (declared only where one is needed, since a
-# declared variable is required even for a dry run). The script reads it; it never becomes a
-# param, so it is not stored in .snakemake/metadata.
-_active_llm = caption_llm(config["captions"]["llm"])
-if config["captions"]["enabled"] and _active_llm["backend"] == "openai":
-
-    envvars:
-        "OPENAI_API_KEY",
 
 
-if (
-    config["captions"]["enabled"]
-    and _active_llm["backend"] == "openai-compatible"
-    and _active_llm.get("api_key_env")
-):
-
-    envvars:
-        _active_llm["api_key_env"],
-
-
+# An API key is read by the job from the environment when it starts (it fails at once, naming
+# the variable, if it is missing); it is never a param, a log line or an output, and a dry run
+# or a run that needs no caption job does not need it.
 # Remote APIs need internet, which cluster compute nodes often lack: run on the submit host.
-if _active_llm["backend"] != "local":
+if caption_llm(config["captions"]["llm"])["backend"] != "local":
 
     localrules:
         generate_captions,
@@ -50,8 +33,6 @@ rule generate_captions:
     benchmark:
         "results/benchmarks/captions/{llm}/ft{threshold}/generate_captions.{shard}.tsv"
     wildcard_constraints:
-        llm=r"[A-Za-z0-9_-]+",
-        threshold=r"\d+",
         shard=r"\d+",
     conda:
         "../envs/novic.yaml"
@@ -60,6 +41,7 @@ rule generate_captions:
         llm_jobs=1,
     params:
         cfg=caption_generate_params,
+        runtime="captions.requests",
     script:
         "../scripts/generate_captions.py"
 
@@ -80,9 +62,6 @@ rule filter_captions:
         stats="results/captions/{llm}/ft{threshold}/captions.stats.json",
     log:
         "results/logs/captions/{llm}/ft{threshold}/filter_captions.log",
-    wildcard_constraints:
-        llm=r"[A-Za-z0-9_-]+",
-        threshold=r"\d+",
     conda:
         "../envs/novic.yaml"
     params:
@@ -105,12 +84,9 @@ rule sample_captions:
         "results/logs/captions/{llm}/ft{threshold}/sample_captions.log",
     benchmark:
         "results/benchmarks/captions/{llm}/ft{threshold}/sample_captions.tsv"
-    wildcard_constraints:
-        llm=r"[A-Za-z0-9_-]+",
-        threshold=r"\d+",
     conda:
         "../envs/novic.yaml"
     params:
-        cfg=config["captions"]["sample"],
+        cfg=params_of("captions.sample"),
     script:
         "../scripts/sample_captions.py"

@@ -1,4 +1,4 @@
-# CLIP text embeddings (novic.embedders, novic.cache) and each run's training mix.
+# CLIP text embeddings (novic.embedders, novic.embed, novic.mix) and each run's training mix.
 #
 # results/embedders/{embedder}.json                  the embedder's identity (spec hash, dim);
 #                                                    its weights are downloaded here, once, on
@@ -10,16 +10,8 @@
 # results/models/{run}/mix.json                      the run's sources, weights and shards
 #
 # Only the embeddings some run's mix needs are built.
-from novic.embedders import parse_spec
-from novic.textdata import shard_name
 
-EMBEDDER_KEY = r"[A-Za-z0-9_-]+"
 TEXT_DATASET = r"prompts/ft\d+/m\d|captions/[A-Za-z0-9_-]+/ft\d+/samples"
-
-
-# Every spec's shape is checked before any job runs (names are checked when loading).
-for _key, _spec in config["embedders"].items():
-    parse_spec(_spec, _key)
 
 
 # Downloads need internet, which cluster compute nodes often lack: run on the submit host.
@@ -34,12 +26,11 @@ rule prepare_embedder:
         "results/embedders/{embedder}.json",
     log:
         "results/logs/embeddings/prepare_embedder.{embedder}.log",
-    wildcard_constraints:
-        embedder=EMBEDDER_KEY,
     conda:
         "../envs/novic.yaml"
     params:
         cfg=prepare_params,
+        runtime="embeddings",
     script:
         "../scripts/prepare_embedder.py"
 
@@ -55,7 +46,6 @@ rule embed_texts:
     benchmark:
         "results/benchmarks/embeddings/{embedder}/{dataset}/{part}.tsv"
     wildcard_constraints:
-        embedder=EMBEDDER_KEY,
         dataset=TEXT_DATASET,
         part=r"part-\d{4}|heldout",
     conda:
@@ -65,22 +55,21 @@ rule embed_texts:
         gpu=1,
     params:
         cfg=embed_params,
+        runtime="embeddings",
     script:
         "../scripts/embed_texts.py"
 
 
 rule write_mix:
     input:
-        vocab=mix_vocab,
-        embedder=mix_embedder,
+        vocab=run_vocab,
+        embedder=run_embedder,
         shards=run_mix_shards,
-        heldout=mix_heldout,
+        heldout=run_heldout_files,
     output:
         "results/models/{run}/mix.json",
     log:
         "results/logs/embeddings/write_mix.{run}.log",
-    wildcard_constraints:
-        run=r"[A-Za-z0-9_-]+",
     conda:
         "../envs/novic.yaml"
     params:

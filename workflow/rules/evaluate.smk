@@ -15,7 +15,7 @@
 rule evaluate_benchmark:
     input:
         decoder="results/models/{run}/decoder.pt",
-        embedder=mix_embedder,
+        embedder=run_embedder,
         dictionary="results/nouns/dictionary.parquet",
         files=benchmark_files,
     output:
@@ -32,8 +32,7 @@ rule evaluate_benchmark:
     benchmark:
         "results/benchmarks/eval/{run}/{benchmark}.tsv"
     wildcard_constraints:
-        run=r"[A-Za-z0-9_-]+",
-        benchmark=benchmark_pattern(),
+        benchmark="|".join(config["eval"]["benchmarks"]) or "(?!)",
     conda:
         "../envs/novic.yaml"
     threads: 2
@@ -43,6 +42,7 @@ rule evaluate_benchmark:
         runtime=120,
     params:
         cfg=eval_params,
+        runtime=["eval", "embeddings"],
     script:
         "../scripts/evaluate_benchmark.py"
 
@@ -50,15 +50,13 @@ rule evaluate_benchmark:
 rule evaluate_text:
     input:
         decoder="results/models/{run}/decoder.pt",
-        heldout=text_heldout,
+        heldout=run_heldout_files,
     output:
         "results/eval/{run}/text.json",
     log:
         "results/logs/eval/{run}/text.log",
     benchmark:
         "results/benchmarks/eval/{run}/text.tsv"
-    wildcard_constraints:
-        run=r"[A-Za-z0-9_-]+",
     conda:
         "../envs/novic.yaml"
     threads: 2
@@ -68,6 +66,7 @@ rule evaluate_text:
         runtime=60,
     params:
         cfg=text_params,
+        runtime="eval",
     script:
         "../scripts/evaluate_text.py"
 
@@ -104,8 +103,6 @@ rule summarize_run:
         ),
     log:
         "results/logs/report/{run}.log",
-    wildcard_constraints:
-        run=r"[A-Za-z0-9_-]+",
     conda:
         "../envs/novic.yaml"
     threads: 1

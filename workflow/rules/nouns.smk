@@ -17,7 +17,7 @@ rule extract_nouns:
         mem_mb=3000,
         runtime=20,
     params:
-        nouns=config["nouns"],
+        nouns=params_of("nouns"),
     script:
         "../scripts/extract_nouns.py"
 
@@ -30,8 +30,6 @@ rule threshold_vocab:
         stats="results/vocab/ft{threshold}.stats.json",
     log:
         "results/logs/threshold_vocab/ft{threshold}.log",
-    wildcard_constraints:
-        threshold=r"\d+",
     conda:
         "../envs/novic.yaml"
     threads: 1

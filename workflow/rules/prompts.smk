@@ -4,6 +4,8 @@
 #   part-NNNN.parquet     training rows, prompts.shards files (text-dataset schema)
 #   heldout.parquet       rows of the held-out templates (prompts.heldout), at most heldout_rows
 #   stats.json            row counts, template totals, variant counts
+
+
 rule make_prompts:
     input:
         vocab="results/vocab/ft{threshold}.parquet",
@@ -19,7 +21,6 @@ rule make_prompts:
     benchmark:
         "results/benchmarks/make_prompts/ft{threshold}_m{m}.tsv"
     wildcard_constraints:
-        threshold=r"\d+",
         m=r"[1-9]",
     conda:
         "../envs/novic.yaml"

@@ -1,4 +1,4 @@
-# Object decoder training (novic.train; reference sections 5 and 6): one job per enabled run.
+# Object decoder training (novic.train; reference sections 5 and 6): one job per run.
 #
 # results/models/{run}/decoder.pt      the trained decoder: hyperparameters, weights, target
 #                                      nouns and their compact token map, embedder spec, config
@@ -9,17 +9,12 @@
 #
 # The job asks for a GPU (resources gpu=1) and uses it when it gets one, else the CPU; the
 # device is not a param, so moving to a GPU machine re-trains nothing.
-from novic.train import RUNTIME_KEYS, validate_run
-
-# Every run's model, noise and train settings are checked before any job runs.
-for _name, _run in active_runs().items():
-    validate_run(_name, _run)
 
 
 rule train_decoder:
     input:
         mix="results/models/{run}/mix.json",
-        vocab=mix_vocab,
+        vocab=run_vocab,
     output:
         decoder="results/models/{run}/decoder.pt",
         metrics="results/models/{run}/metrics.jsonl",
@@ -27,8 +22,6 @@ rule train_decoder:
         "results/logs/train_decoder/{run}.log",
     benchmark:
         "results/benchmarks/train_decoder/{run}.tsv"
-    wildcard_constraints:
-        run=r"[A-Za-z0-9_-]+",
     conda:
         "../envs/novic.yaml"
     threads: 4
@@ -36,5 +29,6 @@ rule train_decoder:
         gpu=1,
     params:
         run=train_params,
+        runtime=lambda wildcards: f"runs.{wildcards.run}.train",
     script:
         "../scripts/train_decoder.py"

@@ -1,28 +1,23 @@
 """Snakemake adapter of rule evaluate_benchmark: one run on one image benchmark."""
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
 import torch  # noqa: E402
 
-from novic.embedders import pick_device  # noqa: E402
-from novic.evaluate import BenchmarkSettings, EvalSettings, evaluate_images  # noqa: E402
+from novic.evaluate import evaluate_images  # noqa: E402
+from novic.settings import BenchmarkSettings, EvalSettings  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
-cfg = snakemake.params.cfg
-# batch_size is not a param: changing it re-runs nothing.
-settings = EvalSettings.from_config(
-    {**cfg["eval"], "batch_size": snakemake.config["eval"]["batch_size"]}
-)
+torch.set_num_threads(job.threads)
 evaluate_images(
     snakemake.input.decoder,
-    BenchmarkSettings.from_config(snakemake.wildcards.benchmark, cfg["benchmark"]),
-    settings,
+    BenchmarkSettings.from_config(snakemake.wildcards.benchmark, job.cfg["benchmark"]),
+    EvalSettings.from_config(job.cfg["eval"] | {"batch_size": job.runtime["batch_size"]}),
     snakemake.input.dictionary,
-    pick_device(snakemake.resources.get("gpu", 0)),
+    job.device(),
     snakemake.output.metrics,
     snakemake.output.predictions,
     snakemake.output.samples,
-    cache_dir=snakemake.config["embeddings"]["cache_dir"],
+    cache_dir=job.runtime["cache_dir"],
 )

@@ -1,23 +1,19 @@
 """Snakemake adapter of rule evaluate_text: decode held-out text embeddings of one run."""
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
 import torch  # noqa: E402
 
-from novic.embedders import pick_device  # noqa: E402
-from novic.evaluate import EvalSettings, evaluate_text  # noqa: E402
+from novic.evaluate import evaluate_text  # noqa: E402
+from novic.settings import EvalSettings  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
-cfg = snakemake.params.cfg
-settings = EvalSettings.from_config(
-    {**cfg["eval"], "batch_size": snakemake.config["eval"]["batch_size"]}
-)
+torch.set_num_threads(job.threads)
 evaluate_text(
     snakemake.input.decoder,
-    dict(zip(cfg["sources"], snakemake.input.heldout, strict=True)),
-    settings,
-    pick_device(snakemake.resources.get("gpu", 0)),
+    dict(zip(job.cfg["sources"], snakemake.input.heldout, strict=True)),
+    EvalSettings.from_config(job.cfg["eval"] | job.runtime),
+    job.device(),
     snakemake.output[0],
 )

@@ -4,10 +4,10 @@ import logging
 
 from novic.dictionary import META_ARTIFACT, META_CONTENT
 from novic.io import sha256_file, sha256_json, write_json, write_parquet
-from novic.logs import log_to
+from novic.jobs import start
 from novic.nouns import extract_dictionary, vocab_stats
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 cfg = snakemake.params.nouns
 table, metadata = extract_dictionary(cfg)
 metadata |= {

@@ -1,10 +1,8 @@
 """Snakemake adapter of rule filter_captions: replies of all shards -> caption templates."""
 
-import logging
-import sys
+from novic.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+job = start(snakemake)
 
 from novic.captions import run_filter  # noqa: E402
 
@@ -14,5 +12,5 @@ run_filter(
     shard_stats_paths=snakemake.input.stats,
     captions_path=snakemake.output.captions,
     stats_path=snakemake.output.stats,
-    params=snakemake.params.cfg,
+    params=job.cfg,
 )

@@ -1,10 +1,10 @@
 """Snakemake adapter of rule make_prompts: one multiset Mm of one vocabulary FT{T}."""
 
-import logging
-import sys
+from novic.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 (logging, progress bar)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+job = start(snakemake)
+
+import logging  # noqa: E402
 
 from novic.io import write_json  # noqa: E402
 from novic.prompts import make_prompts  # noqa: E402

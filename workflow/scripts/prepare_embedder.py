@@ -1,18 +1,16 @@
 """Snakemake adapter of rule prepare_embedder: download (if needed), load once, write identity."""
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
 import logging  # noqa: E402
 
 from novic.embedders import load_embedder  # noqa: E402
 from novic.io import write_json  # noqa: E402
 
-cfg = snakemake.params.cfg
-embedder = load_embedder(
-    cfg["spec"], "cpu", cache_dir=snakemake.config["embeddings"]["cache_dir"], key=cfg["embedder"]
-)
-info = {"key": cfg["embedder"], **embedder.info()}
-logging.info("%s: %s, dim %d", cfg["embedder"], info["description"], info["dim"])
+key = job.cfg["embedder"]
+embedder = load_embedder(job.cfg["spec"], "cpu", cache_dir=job.runtime["cache_dir"], key=key)
+info = {"key": key, **embedder.info()}
+logging.info("%s: %s, dim %d", key, info["description"], info["dim"])
 write_json(info, snakemake.output[0])

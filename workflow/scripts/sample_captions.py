@@ -1,10 +1,8 @@
 """Snakemake adapter of rule sample_captions: caption templates -> training rows."""
 
-import logging
-import sys
+from novic.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+job = start(snakemake)
 
 from novic.captions import run_sample  # noqa: E402
 
@@ -13,5 +11,5 @@ run_sample(
     snakemake.input.captions,
     list(snakemake.output.parts),
     snakemake.output.heldout,
-    snakemake.params.cfg,
+    job.cfg,
 )

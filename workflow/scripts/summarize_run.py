@@ -1,8 +1,8 @@
 """Snakemake adapter of rule summarize_run: the report's table and figures of one run."""
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
 from novic.report import run_report  # noqa: E402
 

@@ -4,10 +4,10 @@ import logging
 
 from novic.dictionary import META_ARTIFACT, META_CONTENT, META_THRESHOLD, META_WORDNET, read_nouns
 from novic.io import read_metadata, sha256_json, write_json, write_parquet
-from novic.logs import log_to
+from novic.jobs import start
 from novic.nouns import REFERENCE_VOCAB_SIZES, threshold_vocab, vocab_stats
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 threshold = int(snakemake.wildcards.threshold)
 source = read_metadata(snakemake.input.dictionary)
 vocab = threshold_vocab(read_nouns(snakemake.input.dictionary), threshold)

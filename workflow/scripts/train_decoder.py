@@ -1,22 +1,19 @@
 """Snakemake adapter of rule train_decoder: train one run's object decoder."""
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
-from novic.embedders import pick_device  # noqa: E402
 from novic.train import run_training  # noqa: E402
 
-run = snakemake.wildcards.run
-# checkpoint_every is read from the config, not a param: changing it must not re-train.
 run_training(
     mix_path=snakemake.input.mix,
     vocab_path=snakemake.input.vocab,
     params=snakemake.params.run,
     decoder_path=snakemake.output.decoder,
     metrics_path=snakemake.output.metrics,
-    device=pick_device(snakemake.resources.get("gpu", 0)),
-    run=run,
-    checkpoint_every=snakemake.config["runs"][run]["train"]["checkpoint_every"],
-    threads=snakemake.threads,
+    device=job.device(),
+    run=snakemake.wildcards.run,
+    runtime=job.runtime,
+    threads=job.threads,
 )

@@ -2,13 +2,13 @@
 
 import json
 
-from novic.logs import log_to
+from novic.jobs import start
 
-log_to(snakemake.log[0])
+job = start(snakemake)
 
 import logging  # noqa: E402
 
-from novic.cache import build_mix, write_mix  # noqa: E402
+from novic.mix import build_mix, write_mix  # noqa: E402
 
 cfg = snakemake.params.cfg
 with open(snakemake.input.embedder, encoding="utf-8") as f:
