@@ -66,8 +66,9 @@ def _merge_missing(value: MutableMapping[str, Any], default: Mapping[str, Any]) 
 def fill_defaults(config: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
     """Insert the schema's `default` values for missing keys, recursively, in place.
 
-    A mapping default (such as the catalog captions.llms) fills in the entries and keys a
-    config leaves out, so a preset can change one key of a default entry.
+    A mapping default (a catalog such as captions.llms) fills in the entries and keys a config
+    leaves out, the way Snakemake merges config files: a preset can change one key of a default
+    entry.
     """
     for key, sub in schema.get("properties", {}).items():
         if "default" in sub:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from novic.schema import ConfigError, defaults, schema_defaults, section_schema
 
@@ -49,11 +49,22 @@ def from_section(
     return cls(**fixed, **{k: v for k, v in cfg.items() if k in names})
 
 
+class Settings:
+    """Base of the settings objects: `from_config(cfg)` takes a section's config values, the
+    schema's defaults filling in what it leaves out."""
+
+    SECTION: ClassVar[str]
+
+    @classmethod
+    def from_config(cls: type[S], cfg: Mapping[str, Any] | None = None) -> S:
+        return from_section(cls, cfg)
+
+
 # --- captions -----------------------------------------------------------------------------------
 
 
 @schema_defaults("captions.llms.*")
-class LLMSettings:
+class LLMSettings(Settings):
     """One named LLM setting (captions.llms.NAME): which backend, which model, how to sample."""
 
     backend: str
@@ -93,7 +104,7 @@ class LLMSettings:
 
 
 @schema_defaults("captions.requests")
-class RequestSettings:
+class RequestSettings(Settings):
     """How requests are sent: concurrency, timeout, retries and backoff, caps (None = no cap)."""
 
     concurrency: int
@@ -104,13 +115,9 @@ class RequestSettings:
     max_requests: int | None
     max_tokens: int | None
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> RequestSettings:
-        return from_section(cls, cfg)
-
 
 @schema_defaults("captions.generate")
-class GenerateSettings:
+class GenerateSettings(Settings):
     """How many captions to ask for and how to word the request (captions.generate)."""
 
     prompt: str
@@ -155,19 +162,15 @@ class GenerateSettings:
 
 
 @schema_defaults("captions.filter")
-class FilterSettings:
+class FilterSettings(Settings):
     """Configurable caption filters (captions.filter); 0 disables a limit."""
 
     min_length: int
     max_length: int
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> FilterSettings:
-        return from_section(cls, cfg)
-
 
 @schema_defaults("captions.sample")
-class SampleSettings:
+class SampleSettings(Settings):
     """How caption templates become training rows (captions.sample)."""
 
     template_multiplier: int
@@ -184,16 +187,12 @@ class SampleSettings:
                 f"({self.template_multiplier})"
             )
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> SampleSettings:
-        return from_section(cls, cfg)
-
 
 # --- the decoder and its training --------------------------------------------------------------
 
 
 @schema_defaults("runs.*.model")
-class DecoderSettings:
+class DecoderSettings(Settings):
     """Hyperparameters of a decoder: the model settings plus the sizes the data fixes."""
 
     embed_dim: int  # F, the embedder's output width
@@ -257,7 +256,7 @@ class DecoderSettings:
 
 
 @schema_defaults("runs.*.noise")
-class NoiseSettings:
+class NoiseSettings(Settings):
     """A noise scheme and its parameters (unused parameters are ignored by the scheme)."""
 
     scheme: str
@@ -292,7 +291,7 @@ class NoiseSettings:
 
 
 @schema_defaults("runs.*.train")
-class TrainSettings:
+class TrainSettings(Settings):
     """A run's `train` settings without its runtime-only keys (the paper's recipe by default)."""
 
     batch_size: int
@@ -439,7 +438,7 @@ class GenConfig:
 
 
 @schema_defaults("eval.benchmarks.*")
-class BenchmarkSettings:
+class BenchmarkSettings(Settings):
     """One entry of the config's eval.benchmarks catalog."""
 
     name: str
@@ -459,7 +458,7 @@ class BenchmarkSettings:
 
 
 @schema_defaults("eval")
-class EvalSettings:
+class EvalSettings(Settings):
     """The config's eval section: what the computation depends on, and its batch size."""
 
     gencfg: str  # free predictions and the text side
@@ -469,10 +468,6 @@ class EvalSettings:
     batch_size: int
     gap_samples: int
     seed: int
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> EvalSettings:
-        return from_section(cls, cfg)
 
 
 SETTINGS = (

@@ -246,3 +246,16 @@ def test_no_script_reads_the_config():
     for path in scripts:
         assert "snakemake.config" not in path.read_text(), path.name
         assert "start(snakemake" in path.read_text(), f"{path.name} skips novic.jobs.start"
+
+
+def test_default_catalog_entries_merge_like_config_files():
+    config = validate_config(
+        {
+            "embedders": {"mine": {"arch": "ViT-B-16-SigLIP", "checkpoint": "/w/model.bin"}},
+            "eval": {"benchmarks": {"fashion_mnist": {"limit": 40}}},
+        }
+    )
+    assert set(config["embedders"]) == {"mine", "siglip_b16", "tiny"}
+    fashion = config["eval"]["benchmarks"]["fashion_mnist"]
+    assert fashion["limit"] == 40 and fashion["kind"] == "fashion_mnist"  # the rest is kept
+    assert config["captions"]["llms"]["gpt35"]["model"] == "gpt-3.5-turbo-1106"
