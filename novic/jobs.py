@@ -2,10 +2,10 @@
 device.
 
 A script starts with `job = start(snakemake)`. Rules hand a job two params: `cfg`, what its
-outputs depend on, and `runtime`, the dotted key path of the config section whose runtime-only
-keys (novic.schema) the job may read (or a list of them; the first wins a key several have).
-Those keys are never params, so changing a batch size or a timeout re-runs nothing, and this
-module is the only place a job reads the config from.
+outputs depend on (`job.params`), and `runtime`, the dotted key path of the config section
+whose runtime-only keys (novic.schema) the job may read (a list of paths: the first wins a key
+several have). Those keys are never params, so changing a batch size or a timeout re-runs
+nothing, and this module is the only place a job reads the config from.
 The Snakemake object is used duck-typed: the library does not import Snakemake.
 """
 
@@ -38,7 +38,7 @@ def log_to(path: str | Path, level: int = logging.INFO) -> None:
 class Job:
     """What a job script needs besides its input and output paths."""
 
-    cfg: Any  # the rule's `cfg` param (what the outputs depend on)
+    params: Any  # the rule's `cfg` param: what the outputs depend on
     runtime: dict[str, Any]  # runtime-only settings of the rule's config section(s)
     threads: int
     gpus: int  # resources gpu (0 = none requested)
@@ -53,14 +53,14 @@ class Job:
 def start(snakemake: Any, log: str | None = None) -> Job:
     """Set up logging into the rule's (first, or named) log file and describe the job."""
     log_to(log if log is not None else snakemake.log[0])
-    params = snakemake.params
-    sections = params.get("runtime", [])
+    rule_params = snakemake.params
+    sections = rule_params.get("runtime", [])
     runtime: dict[str, Any] = {}
     for section in [sections] if isinstance(sections, str) else sections:
         values = runtime_values(lookup(snakemake.config, section), section)
         runtime |= {k: v for k, v in values.items() if k not in runtime}
     return Job(
-        cfg=params.get("cfg"),
+        params=rule_params.get("cfg"),
         runtime=runtime,
         threads=int(snakemake.threads),
         gpus=int(snakemake.resources.get("gpu", 0)),

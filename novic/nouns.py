@@ -459,16 +459,16 @@ def resolve_rules(rules: Mapping[str, Rule], lookup: Callable[[str], str], path:
     return resolved
 
 
-def extract_dictionary(cfg: Mapping) -> tuple[pa.Table, dict[str, str]]:
+def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
     """Run the whole noun stage for the `nouns` config section; returns (table, metadata)."""
     from novic.wordnet import lemma_senses, open_wordnet, sense_counts  # slow imports
 
-    rules_path = cfg["rules"]
+    rules_path = params["rules"]
     rules = parse_rules(rules_path)
-    function_words = read_word_list(cfg["function_words"])
-    class_lists = {path: read_class_list(path) for path in cfg["class_lists"]}
-    frequency = WordFrequency(cfg["phrase_penalty"])
-    with open_wordnet(cfg["wordnet"]["source"], cfg["wordnet"]["dict_dir"]) as wn:
+    function_words = read_word_list(params["function_words"])
+    class_lists = {path: read_class_list(path) for path in params["class_lists"]}
+    frequency = WordFrequency(params["phrase_penalty"])
+    with open_wordnet(params["wordnet"]["source"], params["wordnet"]["dict_dir"]) as wn:
         log.info("WordNet %s from %s", wn.version, wn.source)
         synsets = {s.name(): s for s in wn.reader.all_synsets("n")}
         resolved = resolve_rules(rules, lambda name: wn.reader.synset(name).name(), rules_path)
@@ -476,10 +476,10 @@ def extract_dictionary(cfg: Mapping) -> tuple[pa.Table, dict[str, str]]:
             synsets,
             lambda n: [p.name() for p in synsets[n].hypernyms() + synsets[n].instance_hypernyms()],
             lambda n: synsets[n].lexname(),
-            cfg["lexnames"],
+            params["lexnames"],
             resolved,
             lambda n: bool(synsets[n].instance_hypernyms()),
-            cfg["skip_instances"],
+            params["skip_instances"],
         )
         log.info("%d of %d noun synsets selected", len(selected), len(synsets))
         counts = sense_counts(wn.reader)
@@ -492,18 +492,20 @@ def extract_dictionary(cfg: Mapping) -> tuple[pa.Table, dict[str, str]]:
         for noun in nouns.values():
             if noun.target in function_words:
                 noun.sense_share = 0.0
-            elif cfg["sense_share"]:
+            elif params["sense_share"]:
                 senses = {
                     sense for name in noun.lemmas for sense in lemma_senses(wn.reader, counts, name)
                 }
                 noun.sense_share = sense_share((name in chosen, c) for name, c in senses)
         exceptions = wn.reader._exception_map["n"]  # noun.exc: plural -> [singular]
         pluralize = Pluralizer(exceptions, attested=lambda form: frequency(form) > 0)
-        table = build_dictionary(nouns, frequency, pluralize, class_lists, cfg["add_class_nouns"])
+        table = build_dictionary(
+            nouns, frequency, pluralize, class_lists, params["add_class_nouns"]
+        )
         version = wn.version
     metadata = {
         "novic.wordnet_version": version,
         "novic.wordfreq_version": importlib.metadata.version("wordfreq"),
-        "novic.lexnames": ",".join(cfg["lexnames"]),
+        "novic.lexnames": ",".join(params["lexnames"]),
     }
     return table, metadata

@@ -308,23 +308,23 @@ def make_prompts(
     shards: Sequence[str | Path],
     heldout: str | Path,
     m: int,
-    settings: Mapping[str, Any],
+    params: Mapping[str, Any],
     max_targets: int = MAX_TARGETS,
 ) -> dict[str, Any]:
     """Write the training shards and the held-out set of Mm; return its statistics.
 
-    `settings` holds the config's `prompts` keys collections, seed, heldout, heldout_rows and
+    `params` holds the config's `prompts` keys collections, seed, heldout, heldout_rows and
     fraction, and `freq`: how often Mm is made (prompts.multiset_freq[m - 1]). The training rows
     are spread over `len(shards)` files.
     """
     if not 1 <= m <= max_targets:
         raise ValueError(f"multiset size m={m} must be between 1 and {max_targets}")
-    freq, seed = int(settings["freq"]), int(settings["seed"])
-    fraction = float(settings.get("fraction", 1))
+    freq, seed = int(params["freq"]), int(params["seed"])
+    fraction = float(params.get("fraction", 1))
     if freq < 1:
         raise ValueError(f"prompts.multiset_freq[{m - 1}] is {freq}: M{m} is not asked for")
-    merged = load_templates(templates, settings["collections"])
-    train_templates, held_templates = split_heldout(merged, settings["heldout"])
+    merged = load_templates(templates, params["collections"])
+    train_templates, held_templates = split_heldout(merged, params["heldout"])
     variants = vocab_variants(read_nouns(vocab), str(vocab))
 
     meta = {
@@ -370,7 +370,7 @@ def make_prompts(
             bar.update(rows)
 
     held_blocks = plan_blocks(held_templates, variants, freq)
-    quotas = _quotas([b.rows for b in held_blocks], int(settings["heldout_rows"]))
+    quotas = _quotas([b.rows for b in held_blocks], int(params["heldout_rows"]))
     with TextShardWriter(heldout, {**meta, "novic.split": "heldout"}, max_targets) as writer:
         for block, quota in zip(held_blocks, quotas, strict=True):
             if quota:

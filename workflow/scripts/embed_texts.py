@@ -11,7 +11,7 @@ embed_texts_job(
     embedder_info=snakemake.input.embedder,
     out=snakemake.output[0],
     shard_id=f"{snakemake.wildcards.dataset}/{snakemake.wildcards.part}",
-    params=job.cfg,
+    params=job.params,
     runtime=job.runtime,
     threads=job.threads,
     device=job.device(),

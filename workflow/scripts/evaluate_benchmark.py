@@ -12,8 +12,8 @@ from novic.settings import BenchmarkSettings, EvalSettings  # noqa: E402
 torch.set_num_threads(job.threads)
 evaluate_images(
     snakemake.input.decoder,
-    BenchmarkSettings.from_config(snakemake.wildcards.benchmark, job.cfg["benchmark"]),
-    EvalSettings.from_config(job.cfg["eval"] | {"batch_size": job.runtime["batch_size"]}),
+    BenchmarkSettings.from_config(snakemake.wildcards.benchmark, job.params["benchmark"]),
+    EvalSettings.from_config(job.params["eval"] | {"batch_size": job.runtime["batch_size"]}),
     snakemake.input.dictionary,
     job.device(),
     snakemake.output.metrics,

@@ -12,8 +12,8 @@ from novic.settings import EvalSettings  # noqa: E402
 torch.set_num_threads(job.threads)
 evaluate_text(
     snakemake.input.decoder,
-    dict(zip(job.cfg["sources"], snakemake.input.heldout, strict=True)),
-    EvalSettings.from_config(job.cfg["eval"] | job.runtime),
+    dict(zip(job.params["sources"], snakemake.input.heldout, strict=True)),
+    EvalSettings.from_config(job.params["eval"] | job.runtime),
     job.device(),
     snakemake.output[0],
 )

@@ -8,12 +8,12 @@ from novic.jobs import start
 from novic.nouns import extract_dictionary, vocab_stats
 
 job = start(snakemake)
-cfg = snakemake.params.nouns
-table, metadata = extract_dictionary(cfg)
+params = snakemake.params.nouns
+table, metadata = extract_dictionary(params)
 metadata |= {
     META_ARTIFACT: "dictionary",
     META_CONTENT: sha256_json(table.to_pydict()),
-    "novic.rules_sha256": sha256_file(cfg["rules"]),
+    "novic.rules_sha256": sha256_file(params["rules"]),
 }
 write_parquet(table, snakemake.output.dictionary, metadata)
 write_json(vocab_stats(table) | metadata, snakemake.output.stats)

@@ -12,5 +12,5 @@ run_filter(
     shard_stats_paths=snakemake.input.stats,
     captions_path=snakemake.output.captions,
     stats_path=snakemake.output.stats,
-    params=job.cfg,
+    params=job.params,
 )

@@ -11,7 +11,7 @@ run_generate(
     replies_path=snakemake.output.replies,
     stats_path=snakemake.output.stats,
     cache_dir=reply_cache_dir(snakemake.output.replies),
-    params=job.cfg,
+    params=job.params,
     runtime=job.runtime,
     shard=int(snakemake.wildcards.shard),
     threads=job.threads,

@@ -15,7 +15,7 @@ stats = make_prompts(
     shards=list(snakemake.output.shards),
     heldout=snakemake.output.heldout,
     m=int(snakemake.wildcards.m),
-    settings=snakemake.params.prompts,
+    params=snakemake.params.prompts,
 )
 logging.info("wrote %d rows (%d held out)", stats["rows"], stats["heldout_rows"])
 write_json(stats, snakemake.output.stats)

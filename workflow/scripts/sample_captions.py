@@ -11,5 +11,5 @@ run_sample(
     snakemake.input.captions,
     list(snakemake.output.parts),
     snakemake.output.heldout,
-    job.cfg,
+    job.params,
 )

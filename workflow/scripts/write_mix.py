@@ -10,7 +10,7 @@ import logging  # noqa: E402
 
 from novic.mix import build_mix, write_mix  # noqa: E402
 
-cfg = snakemake.params.cfg
+cfg = job.params
 with open(snakemake.input.embedder, encoding="utf-8") as f:
     info = json.load(f)
 mix = build_mix(
