@@ -5,16 +5,18 @@
     for result in clf.classify(["cat.jpg", "dog.png"]):
         print(result.source, result.predictions[:3] if result.ok else result.error)
 
-`novic classify --model PATH IMAGE...` (novic.cli) prints the same. Images are read one by one;
-a file that is missing or not an image gives a result with an error message, and the rest of
-the batch still runs. Probabilities are the model's sequence probabilities (exp of the summed
-token log-probabilities), not renormalised over the guide list.
+`novic classify --model PATH IMAGE...` (novic.cli) prints the same. Images are read one by one
+and shrunk as they are read (novic.datasets.open_image: 16-bit and float images scaled to 8 bits,
+regular files only, at most MAX_PIXELS); a file that is missing or not an image gives a result
+with an error message, and the rest of the batch still runs. The embedder's weights are read
+from the local cache only unless `offline=False` (`--allow-download`). Probabilities are the
+model's sequence probabilities (exp of the summed token log-probabilities), not renormalised
+over the guide list.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from novic.checkpoint import load_decoder
+from novic.checkpoint import CheckpointError, load_decoder
 from novic.decoding import NounDecoder, Prediction
 from novic.device import resolve_device
-from novic.embedders import Embedder, load_embedder
+from novic.embedders import Embedder, EmbedderLoadError, load_embedder
 from novic.settings import DEFAULT_GENCFG
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,37 @@ def detokenizer(tokenizer: Any) -> Callable[[list[int]], str]:
 
 
 def load_image(source: Any) -> Any:
-    """A path or an already opened PIL image, as RGB."""
-    from novic.datasets import open_image
+    """A path or an already opened PIL image, as 8-bit RGB shrunk for the embedder
+    (novic.datasets.open_image and to_rgb)."""
+    from novic.datasets import open_image, to_rgb
 
     if hasattr(source, "convert"):
-        return source.convert("RGB")
+        return to_rgb(source)
     return open_image(source)
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """The torch device for `device` ('auto', 'cpu', 'cuda', 'cuda:N', ...), or a ValueError
+    naming it when it is malformed or this machine lacks it."""
+    try:
+        dev = resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"device {device!r}: not a device name (auto, cpu, cuda, cuda:N)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r}: CUDA is not available on this machine (no GPU visible, or "
+                "torch built without CUDA); use device cpu or auto"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: not supported here (auto, cpu, cuda, cuda:N, mps)")
+    return dev
 
 
 class Classifier:
@@ -83,7 +110,8 @@ class Classifier:
     `gencfg` is a generation config name (novic.decoding); `guide` limits the output to these
     nouns (default: all the model's target nouns); `embedder` may be passed in to share one
     loaded model, else the checkpoint's is loaded (`cache_dir`, `offline` as in
-    novic.embedders.load_embedder).
+    novic.embedders.load_embedder: by default nothing is downloaded). `allow_pickle` reads an
+    old pickled checkpoint, which can run code hidden in it (novic.checkpoint.load_decoder).
     """
 
     def __init__(
@@ -95,12 +123,19 @@ class Classifier:
         batch_size: int = 64,
         embedder: Embedder | None = None,
         cache_dir: str | None = None,
-        offline: bool = False,
+        offline: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
-        self.device = resolve_device(device)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = check_device(device)
         try:
-            self.model, self.targets, self.record = load_decoder(checkpoint, self.device)
-        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            self.model, self.targets, self.record = load_decoder(
+                checkpoint, self.device, allow_pickle=allow_pickle
+            )
+        except CheckpointError:
+            raise
+        except (OSError, ValueError, RuntimeError, EOFError) as exc:
             raise ValueError(f"{checkpoint}: cannot read the decoder checkpoint: {exc}") from exc
         meta = self.record.get("meta", {})
         if embedder is None:
@@ -189,11 +224,15 @@ def classify_command(
     device: str,
     guide_file: str | None,
     cache_dir: str | None,
+    allow_download: bool = False,
+    trust_pickled: bool = False,
 ) -> int:
     """What `novic classify` runs; returns the exit status (1 if any image failed)."""
     import json
     import sys
 
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
     guide = None
     if guide_file:
         from novic.nouns import canonical
@@ -201,7 +240,15 @@ def classify_command(
         lines = Path(guide_file).read_text(encoding="utf-8").splitlines()
         guide = [c for line in lines if (c := canonical(line.split("#", 1)[0].strip()))]
     start = time.perf_counter()
-    clf = Classifier(model, gencfg, guide, device, batch_size, cache_dir=cache_dir)
+    try:
+        clf = Classifier(
+            model, gencfg, guide, device, batch_size, cache_dir=cache_dir,
+            offline=not allow_download, allow_pickle=trust_pickled,
+        )  # fmt: skip
+    except EmbedderLoadError as exc:
+        if allow_download:
+            raise
+        raise EmbedderLoadError(f"{exc} (--allow-download lets novic classify fetch it)") from exc
     loaded = time.perf_counter()
     results = clf.classify(images)
     done = time.perf_counter()

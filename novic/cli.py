@@ -33,6 +33,17 @@ def show_synset(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def classify(args: argparse.Namespace) -> int:
     """Print the top nouns of each image (novic.classify)."""
     from novic.classify import classify_command
@@ -48,6 +59,8 @@ def classify(args: argparse.Namespace) -> int:
             args.device,
             args.guide,
             args.cache_dir,
+            allow_download=args.allow_download,
+            trust_pickled=args.trust_pickled_checkpoint,
         )
     except (OSError, ValueError, RuntimeError) as error:  # bad model, config or embedder
         print(f"novic classify: {error}", file=sys.stderr)
@@ -63,13 +76,47 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
         "--model", required=True, help="decoder checkpoint (results/models/RUN/decoder.pt)"
     )
     cmd.add_argument("--gencfg", default=DEFAULT_GENCFG, help="generation config name")
-    cmd.add_argument("--top-k", type=int, default=5, help="nouns shown per image")
+    cmd.add_argument("--top-k", type=positive_int, default=5, help="nouns shown per image")
     cmd.add_argument("--json", action="store_true", help="print JSON")
-    cmd.add_argument("--batch-size", type=int, default=64)
+    cmd.add_argument("--batch-size", type=positive_int, default=64, help="images per CLIP batch")
     cmd.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     cmd.add_argument("--guide", help="file of nouns (one per line) to choose from")
     cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
+    cmd.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let the embedder's weights be downloaded (default: the local cache only)",
+    )
+    cmd.add_argument(
+        "--trust-pickled-checkpoint",
+        action="store_true",
+        help="read an old pickled decoder file; unpickling can run code hidden in the file",
+    )
     cmd.set_defaults(run=classify)
+
+
+def convert_checkpoint(args: argparse.Namespace) -> int:
+    """Rewrite an old pickled decoder file in the current format (novic.checkpoint)."""
+    from novic.checkpoint import CheckpointError, convert_pickled_decoder
+
+    try:
+        convert_pickled_decoder(args.old, args.new)
+    except (OSError, CheckpointError) as error:
+        print(f"novic convert-checkpoint: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.new}", file=sys.stderr)
+    return 0
+
+
+def add_convert_checkpoint(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "convert-checkpoint",
+        help="rewrite an old pickled decoder.pt as a safetensors decoder file (reads tensors "
+        "and plain data only: a file carrying code is refused)",
+    )
+    cmd.add_argument("old", help="the pickled decoder file (novic.decoder/1)")
+    cmd.add_argument("new", help="the file to write (may be the same path)")
+    cmd.set_defaults(run=convert_checkpoint)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     synset.add_argument("--dict-dir", default="/usr/share/wordnet")
     synset.set_defaults(run=show_synset)
     add_classify(commands)
+    add_convert_checkpoint(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

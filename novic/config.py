@@ -28,6 +28,7 @@ from novic.settings import (
 __all__ = ["ConfigError", "check", "lookup", "validate_config"]
 
 RESERVED_BENCHMARKS = ("text",)  # results/eval/{run}/text.json is the text side
+MAX_VALUES = 200_000  # far above any real config; a YAML alias bomb expands past it
 
 
 def lookup(config: Mapping[str, Any], section: str) -> Any:
@@ -59,6 +60,25 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     return [f"{where}: {error.message}"]
 
 
+def _check_size(config: Mapping[str, Any], limit: int = MAX_VALUES) -> None:
+    """Refuse a config of more than `limit` values, counting every alias of a YAML anchor
+    where it is used (an alias bomb), before anything walks it."""
+    count, stack = 0, [("", config)]
+    while stack:
+        path, value = stack.pop()
+        count += 1
+        if count > limit:
+            where = path.split("[")[0] or "<top level>"
+            raise ConfigError(
+                f"{where}: the configuration holds more than {limit:,} values "
+                "(a YAML anchor expanded many times?)"
+            )
+        if isinstance(value, Mapping):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
 def _raise(problems: list[str]) -> None:
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -71,6 +91,7 @@ def validate_config(
 
     Raises ConfigError listing every problem, each with its key path.
     """
+    _check_size(config)
     if schema is None:
         schema = _schema()
     elif not isinstance(schema, Mapping):
@@ -182,11 +203,43 @@ def _check_eval(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _missing(key: str, path: str, what: str) -> list[str]:
+    return [] if Path(path).is_file() else [f"{key}: {what} {path} does not exist"]
+
+
+def _check_files(config: Mapping[str, Any]) -> list[str]:
+    """Every file the config names for what rule all builds exists (not only at job time)."""
+    nouns, problems = config["nouns"], []
+    problems += _missing("nouns.rules", nouns["rules"], "synset rules file")
+    problems += _missing("nouns.function_words", nouns["function_words"], "word list")
+    for i, path in enumerate(nouns["class_lists"]):
+        problems += _missing(f"nouns.class_lists[{i}]", path, "class list")
+    problems += _missing("prompts.templates", config["prompts"]["templates"], "templates file")
+    for name, bench in built_benchmarks(config).items() if not _check_build(config) else ():
+        for key in ("classes", "annotations", "specificity"):
+            if bench[key]:
+                problems += _missing(f"eval.benchmarks.{name}.{key}", bench[key], "file")
+    used = (
+        {run["embedder"] for run in built_runs(config).values()}
+        if not _check_build(config)
+        else set()
+    )
+    for key in sorted(used & set(config["embedders"])):
+        spec = config["embedders"][key]
+        if "checkpoint" in spec:
+            problems += _missing(f"embedders.{key}.checkpoint", spec["checkpoint"], "weights file")
+    return problems
+
+
 def check(config: Mapping[str, Any]) -> list[str]:
     """Every rule that relates several keys of a defaults-filled, schema-valid config.
 
     Returns the problems, each naming its key path (validate_config raises them together).
     """
     return (
-        _check_build(config) + _check_captions(config) + _check_runs(config) + _check_eval(config)
+        _check_build(config)
+        + _check_captions(config)
+        + _check_runs(config)
+        + _check_eval(config)
+        + _check_files(config)
     )

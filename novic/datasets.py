@@ -114,15 +114,103 @@ class ImageDataset:
         )
 
 
-def open_image(path: str | Path) -> Any:
-    """Open an image file fully (so that errors surface here), as RGB."""
+# Images are shrunk as they are read: their shorter side to at most READ_SIDE px (2 x 384, the
+# largest CLIP input; CLIP resizes the shorter side, then crops the centre) and their longer
+# side to at most 4 x READ_SIDE. Larger files than MAX_PIXELS are refused before decoding.
+READ_SIDE = 768
+MAX_PIXELS = 150_000_000
+# 16-bit, 32-bit and float modes: the value range mapped onto 0..255 ("I" holds 16-bit PNG and
+# TIFF data; an "I" or "F" image with values outside its range is stretched from min to max)
+HIGH_DEPTH_RANGES: dict[str, tuple[float, float]] = {
+    "I;16": (0, 65535),
+    "I;16L": (0, 65535),
+    "I;16B": (0, 65535),
+    "I;16N": (0, 65535),
+    "I": (0, 65535),
+    "F": (0, 1),
+}
+
+
+def _read_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size an image of `size` is shrunk to (READ_SIDE rules above; never enlarged)."""
+    w, h = size
+    if min(w, h) < 1:
+        return size
+    scale = min(1.0, side / min(w, h), 4 * side / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def to_rgb(image: Any, side: int = READ_SIDE) -> Any:
+    """A PIL image as a new 8-bit RGB image, shrunk by the READ_SIDE rules (side 0: full size).
+
+    16-bit and float images are scaled from their mode's range (HIGH_DEPTH_RANGES), not clipped.
+    """
+    from PIL import Image
+
+    target = _read_size(image.size, side) if side else image.size
+    value_range = None
+    if image.mode in HIGH_DEPTH_RANGES:
+        lo_fixed, hi_fixed = HIGH_DEPTH_RANGES[image.mode]
+        image = image.convert("F") if image.mode != "F" else image
+        lo, hi = image.getextrema()
+        inside = lo_fixed <= lo and hi <= hi_fixed
+        value_range = (lo_fixed, hi_fixed) if inside else (lo, max(hi, lo + 1))
+    elif image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")  # palette, alpha, CMYK, ...: resized as RGB
+    if target != image.size:
+        image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    if value_range is not None:
+        lo, hi = value_range
+        values = (np.asarray(image, dtype=np.float32) - lo) * (255 / (hi - lo))
+        image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8))
+    return image.convert("RGB")  # a new image even when it is RGB already
+
+
+def _open_regular(path: str | Path) -> Any:
+    """A binary file object, for regular files only (a FIFO or a device would block or never
+    end): opened without blocking, then checked."""
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "special file"
+            if stat.S_ISDIR(mode):
+                kind = "folder"
+            elif stat.S_ISFIFO(mode):
+                kind = "FIFO"
+            raise ImageError(f"{path}: cannot read image: a {kind}, not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_image(path: str | Path, side: int = READ_SIDE) -> Any:
+    """Open an image file (regular files only) as 8-bit RGB, shrunk as it is read (`to_rgb`);
+    ImageError naming the file if it cannot be read or has more than MAX_PIXELS pixels."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except Exception as exc:
+        with _open_regular(path) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
+            with Image.open(f) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(
+                        f"{path}: cannot read image: {w}x{h} pixels is more than "
+                        f"novic.datasets.MAX_PIXELS ({MAX_PIXELS:,})"
+                    )
+                if side:  # JPEG: decode at 1/2, 1/4 or 1/8 scale if that still covers it
+                    im.draft("RGB", _read_size(im.size, side))
+                return to_rgb(im, side)
+    except ImageError:
+        raise
+    except Exception as exc:  # PIL raises many kinds (UnidentifiedImageError, OSError, ...)
         raise ImageError(f"{path}: cannot read image: {exc}") from exc
 
 

@@ -2,7 +2,8 @@
 
 embed_shard() writes one shard. It embeds the text rows in a seeded random order in chunks of
 `chunk_rows`; each finished chunk is kept in `<shard>.partial/`, so a killed job resumes at the
-first missing chunk; the shard then appears atomically and the partial folder is removed.
+first missing chunk (a chunk file that cannot be read is embedded again); the shard then appears
+atomically, with its checksums (novic.shards.write_shard), and the partial folder is removed.
 embed_texts_job() is rule embed_texts: it loads the prepared embedder offline and calls it.
 """
 
@@ -13,11 +14,12 @@ import logging
 import multiprocessing as mp
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from novic.embedders import Embedder
@@ -29,10 +31,14 @@ from novic.shards import (
     PARQUET_OPTIONS,
     ROW_GROUP_ROWS,
     CacheMismatchError,
+    DamagedShardError,
     embedding_schema,
     embedding_table,
     fixed_list_numpy,
+    reading,
+    shard_metadata,
     shard_permutation,
+    write_shard,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +99,8 @@ def embed_shard(
     """
     texts_path, out_path = Path(texts_path), Path(out_path)
     chunk_rows = -(-chunk_rows // row_group_rows) * row_group_rows  # whole row groups per chunk
-    table = pq.read_table(texts_path)
+    with reading(texts_path, "text shard"):
+        table = pq.read_table(texts_path)
     if table.schema.names[:3] != ["text", "targets", "weights"]:
         raise ValueError(f"{texts_path}: not a text dataset (columns {table.schema.names})")
     src_meta = read_metadata(texts_path)
@@ -132,7 +139,7 @@ def embed_shard(
     order = shard_permutation(n, seed, shard_id)
     chunks = [order[i : i + chunk_rows] for i in range(0, n, chunk_rows)] or [order]
     names = [work / f"chunk-{k:05d}.parquet" for k in range(len(chunks))]
-    todo = [k for k in range(len(chunks)) if not names[k].exists()]
+    todo = [k for k in range(len(chunks)) if not _chunk_done(names[k], len(chunks[k]))]
     done_rows = n - sum(len(chunks[k]) for k in todo)
     if done_rows:
         log.info("%s: resuming, %d of %d rows already embedded", out_path, done_rows, n)
@@ -167,16 +174,34 @@ def embed_shard(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
-    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
-        for name in names:
-            with pq.ParquetFile(name) as f:
-                for g in range(f.num_row_groups):
-                    group = f.read_row_group(g).replace_schema_metadata(meta)
-                    writer.write_table(group, row_group_size=row_group_rows)
+    write_shard(out_path, schema, _read_chunks(names), row_group_rows)
     shutil.rmtree(work)
     seconds = time.perf_counter() - start
     log.info("%s: %d rows in %.1f s (%d embedded in this run)", out_path, n, seconds, embedded)
     return {"rows": n, "embedded_now": embedded, "seconds": round(seconds, 3)}
+
+
+def _chunk_done(path: Path, rows: int) -> bool:
+    """Whether a finished chunk file is there and readable with `rows` rows (else it is redone)."""
+    if not path.exists():
+        return False
+    try:
+        rows_there = shard_metadata(path)[1].num_rows
+    except DamagedShardError as e:
+        log.warning("%s; embedding that chunk again", e)
+        return False
+    if rows_there != rows:
+        log.warning("%s: %d rows, expected %d; embedding that chunk again", path, rows_there, rows)
+        return False
+    return True
+
+
+def _read_chunks(names: Sequence[Path]) -> Iterator[pa.Table]:
+    """The row groups of the finished chunk files, in order."""
+    for name in names:
+        with reading(name), pq.ParquetFile(name) as f:
+            for g in range(f.num_row_groups):
+                yield f.read_row_group(g)
 
 
 def embed_texts_job(

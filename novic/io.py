@@ -14,16 +14,29 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# The process's umask, read once: files written through atomic_path get the permissions a plain
+# open() would give (mkstemp's temporary files are 0600, unreadable to a shared project group).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+def atomic_path(path: str | Path, sync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    With `sync`, the file's bytes reach the disk before it replaces `path` (for state that a
+    crash must not leave torn, such as a training checkpoint).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     try:
         yield Path(tmp)
+        if sync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -49,8 +62,9 @@ def write_parquet(
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The key-value metadata of a Parquet file, decoded to str."""
-    raw = pq.read_schema(path).metadata or {}
+    """The key-value metadata of a Parquet file's footer (also keys added after the schema was
+    written: ParquetWriter.add_key_value_metadata), decoded to str."""
+    raw = pq.read_metadata(path).metadata or {}
     return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
 
 

@@ -42,6 +42,13 @@ batches in the same order.
 
 Memory: a worker holds its buffer (buffer_rows x (2F or 4F + 8M) bytes), one row group and one
 batch, whatever the size of the cache.
+
+Integrity: every row group read is checked against the CRC-32 its shard records
+(novic.shards.write_shard; CRC-32 runs at about 4 GB/s, some 5% of the time to decode a row
+group of 768-d float16 rows), and a shard whose recorded checksums do not fit its footer, or
+differ from what the mix records, is refused when the loader is made. A damaged, truncated or
+replaced shard raises DamagedShardError (or CacheMismatchError) naming the file. Shards written
+before checksums are read unchecked.
 """
 
 from __future__ import annotations
@@ -61,7 +68,16 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from novic.mix import Mix
-from novic.shards import fixed_list_numpy
+from novic.shards import (
+    CHECKSUM_KEY,
+    CacheMismatchError,
+    DamagedShardError,
+    check_rows,
+    fixed_list_numpy,
+    reading,
+    row_group_crcs,
+    shard_metadata,
+)
 
 
 class Batch(NamedTuple):
@@ -85,17 +101,31 @@ class Unit:
     path: Path
     group: int
     rows: int
+    crc32: str | None = None  # recorded CRC of its decoded values (None: not checked)
 
 
 def mix_units(mix: Mix) -> list[tuple[float, list[Unit]]]:
-    """Per training source: its weight and its row groups (read from the Parquet footers)."""
+    """Per training source: its weight and its row groups (read from the Parquet footers).
+
+    Raises DamagedShardError for a shard whose footer cannot be read or whose checksums do not
+    fit it, CacheMismatchError for one whose checksum is not the one the mix records.
+    """
     out = []
     for source in mix.sources:
         units = []
         for shard in source.shards:
-            meta = pq.read_metadata(shard.path)
+            meta, footer = shard_metadata(shard.path)
+            if shard.checksum is not None and meta.get(CHECKSUM_KEY, "") != shard.checksum:
+                raise CacheMismatchError(
+                    f"{shard.path}: content checksum mismatch ({CHECKSUM_KEY} is "
+                    f"{meta.get(CHECKSUM_KEY, '<missing>')}, the mix records "
+                    f"{shard.checksum or 'none'}): the shard changed after the mix was "
+                    "written; delete the mix and rerun the workflow"
+                )
+            crcs = row_group_crcs(shard.path, meta, footer)
             units += [
-                Unit(shard.path, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)
+                Unit(shard.path, g, footer.row_group(g).num_rows, crcs[g] if crcs else None)
+                for g in range(footer.num_row_groups)
             ]
         out.append((source.weight, units))
     return out
@@ -157,13 +187,22 @@ class ShuffleBuffer:
 
 
 def read_unit(unit: Unit, dim: int, max_targets: int) -> tuple[np.ndarray, ...]:
-    """The arrays of one row group; targets and weights padded to `max_targets` columns."""
-    with pq.ParquetFile(unit.path) as f:
+    """The arrays of one row group; targets and weights padded to `max_targets` columns.
+
+    Raises DamagedShardError naming the file if it cannot be read or fails its checksum.
+    """
+    with reading(unit.path), pq.ParquetFile(unit.path) as f:
         table = f.read_row_group(unit.group)
-    m = table.schema.field("targets").type.list_size
-    emb = fixed_list_numpy(table.column("embedding"), dim)
-    tgt = fixed_list_numpy(table.column("targets"), m)
-    wts = fixed_list_numpy(table.column("weights"), m)
+        m = table.schema.field("targets").type.list_size
+        emb = fixed_list_numpy(table.column("embedding"), dim)
+        tgt = fixed_list_numpy(table.column("targets"), m)
+        wts = fixed_list_numpy(table.column("weights"), m)
+    if len(emb) != unit.rows:
+        raise DamagedShardError(
+            f"{unit.path}: damaged embedding shard (row group {unit.group} has {len(emb)} rows, "
+            f"its footer said {unit.rows})"
+        )
+    check_rows(unit.path, unit.group, unit.crc32, emb, tgt, wts)
     if m < max_targets:
         tgt = np.pad(tgt, ((0, 0), (0, max_targets - m)))
         wts = np.pad(wts, ((0, 0), (0, max_targets - m)))

@@ -2,14 +2,18 @@
 
 A mix (results/models/{run}/mix.json) is the training set of a run: a manifest of sources (m1,
 m2, m3, captions), each a weight (passes per epoch: captions x4 = 4) and its shards with their
-row counts, plus the embedder and noun-table identity. Nothing is copied. read_mix() checks
-every shard against it (novic.shards.check_shard) and refuses a cache whose embedder, dim, noun
-table or row counts differ, naming the file and the mismatch.
+row counts, sources (the text shard each holds) and content checksums, plus the embedder and
+noun-table identity. Nothing is copied. build_mix() requires every shard to hold the text shard
+its path names; read_mix() checks every shard against the manifest (novic.shards.check_shard)
+and refuses a cache whose embedder, dim, noun table, row counts, sources or checksums differ,
+naming the file and the mismatch. Manifests of version 1 (before sources and checksums) are
+still read, with a warning: their shards are checked against their paths only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,17 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from novic.dictionary import nouns_fingerprint
-from novic.io import read_metadata, write_json
-from novic.shards import CacheMismatchError, check_shard
+from novic.io import write_json
+from novic.shards import CHECKSUM_KEY, CacheMismatchError, check_shard, shard_metadata
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("m1", "m2", "m3", "captions")
-MIX_VERSION = 1
+MIX_VERSION = 2
 
 
 @dataclass
 class MixShard:
+    """One shard of a mix: its rows, the text shard it holds and its content checksum ("" for a
+    shard without one); source and checksum are None where the manifest does not record them."""
+
     path: Path
     rows: int
+    source: str | None = None
+    checksum: str | None = None
 
 
 @dataclass
@@ -68,6 +79,7 @@ class Mix:
     def expect(self) -> dict[str, str]:
         return {
             "novic.embedder_sha256": self.embedder_sha256,
+            "novic.embedder": self.embedder,
             "novic.dim": str(self.dim),
             "novic.dtype": self.dtype,
             "novic.vocab_sha256": self.vocab_sha256,
@@ -97,7 +109,7 @@ def build_mix(
     first = next((Path(p) for _, paths in sources.values() for p in paths), None)
     if first is None:
         raise ValueError(f"runs.{run}.mix: no source with a positive weight")
-    meta = read_metadata(first)
+    meta = shard_metadata(first)[0]
     mix = Mix(
         run=run,
         embedder=embedder_key,
@@ -111,12 +123,17 @@ def build_mix(
         sources=[],
     )
     expect = mix.expect()
+
+    def shard(path: str | Path) -> MixShard:
+        rows = check_shard(path, expect)  # its source is the one its path names
+        meta = shard_metadata(path)[0]
+        mix.max_targets = max(mix.max_targets, int(meta["novic.max_targets"]))
+        return MixShard(Path(path), rows, meta["novic.source"], meta.get(CHECKSUM_KEY, ""))
+
     for name, (weight, paths) in sources.items():
-        shards = [MixShard(Path(p), check_shard(p, expect)) for p in paths]
-        mix.sources.append(MixSource(name, float(weight), shards))
+        mix.sources.append(MixSource(name, float(weight), [shard(p) for p in paths]))
     for name, p in (heldout or {}).items():
-        mix.heldout[name] = MixShard(Path(p), check_shard(p, expect))
-    mix.max_targets = max(int(read_metadata(s.path)["novic.max_targets"]) for _, s in mix.shards())
+        mix.heldout[name] = shard(p)
     return mix
 
 
@@ -126,7 +143,8 @@ def write_mix(mix: Mix, path: str | Path) -> None:
     base = path.parent.resolve()
 
     def shard(s: MixShard) -> dict[str, Any]:
-        return {"path": os.path.relpath(s.path.resolve(), base), "rows": s.rows}
+        path = os.path.relpath(s.path.resolve(), base)
+        return {"path": path, "rows": s.rows, "source": s.source, "checksum": s.checksum}
 
     obj = {
         "version": MIX_VERSION,
@@ -163,18 +181,30 @@ def read_mix(
     """Read a mix manifest; with `check`, verify every shard (and `vocab` / the embedder hash).
 
     Raises CacheMismatchError naming the file and what differs: the embedder, the embedding
-    dim or dtype, the noun table, or a row count.
+    dim or dtype, the noun table, a row count, the text shard a shard holds or its checksum
+    (DamagedShardError for a shard that cannot be read).
     """
     path = Path(path)
-    obj = json.loads(path.read_text(encoding="utf-8"))
-    if obj.get("version") != MIX_VERSION:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CacheMismatchError(
+            f"{path}: unreadable mix manifest ({e}); delete it and rerun the workflow"
+        ) from e
+    if obj.get("version") not in (1, MIX_VERSION):
         raise CacheMismatchError(
             f"{path}: mix version {obj.get('version')}, expected {MIX_VERSION}"
+        )
+    if obj["version"] < MIX_VERSION:
+        log.warning(
+            "%s: written before mixes recorded shard sources and checksums; its shards are "
+            "checked against their paths only (delete it and rerun the workflow to rewrite it)",
+            path,
         )
     base = path.parent
 
     def shard(d: Mapping[str, Any]) -> MixShard:
-        return MixShard(base / d["path"], int(d["rows"]))
+        return MixShard(base / d["path"], int(d["rows"]), d.get("source"), d.get("checksum"))
 
     mix = Mix(
         run=obj["run"],
@@ -207,5 +237,5 @@ def read_mix(
     if check:
         expect = mix.expect()
         for _, s in mix.shards():
-            check_shard(s.path, expect, s.rows)
+            check_shard(s.path, expect, s.rows, s.source, s.checksum)
     return mix

@@ -17,6 +17,7 @@ from typing import Any
 from novic.io import atomic_path
 
 PAPER_GAP_DEG = {"matching": 84.8, "random": 92.9}  # SigLIP B/16 on ImageNet-1k (reference)
+SAMPLE_SIDE = 384  # sample images are drawn from thumbnails at most this wide and high
 
 
 def _pyplot() -> Any:
@@ -35,10 +36,21 @@ def _save(fig: Any, path: str | Path) -> None:
     plt.close(fig)
 
 
+def _thumbnail(image: Any, side: int = SAMPLE_SIDE) -> Any:
+    """A PIL image shrunk to fit side x side (a new small image; the original is untouched)."""
+    w, h = image.size
+    scale = side / max(w, h)
+    if scale >= 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, reducing_gap=2.0)
+
+
 def sample_grid(
     images: Sequence[Any], samples: Sequence[Mapping[str, Any]], path: str | Path, title: str
 ) -> None:
-    """Images with their true label (if any) and top-3 predictions with probabilities."""
+    """Images (PIL, drawn from SAMPLE_SIDE thumbnails) with their true label (if any) and top-3
+    predictions with probabilities."""
     plt = _pyplot()
     n = max(len(images), 1)
     cols = min(n, 4)
@@ -49,7 +61,7 @@ def sample_grid(
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, sample in zip(axes.flat, images, samples, strict=False):
-        ax.imshow(image)
+        ax.imshow(_thumbnail(image))
         lines = [f"true: {sample['label']}"] if sample.get("label") else []
         lines += [f"{p['noun']} ({p['prob']:.2g})" for p in sample["predictions"][:3]]
         ax.set_title("\n".join(lines), fontsize=8, loc="left")

@@ -18,6 +18,10 @@ decoder on every target of every sample (multi-target):
   an unfinished accumulation, data position, smoothed metrics) goes atomically to
   `{work}/checkpoint.pt`. Random numbers (dropout, noise) are re-seeded from (seed, chunk) at
   every chunk start, so a resumed run continues the same trajectory as an uninterrupted one.
+  `{work}/metrics.jsonl` is rewritten atomically after each chunk; on resume it is cut to the
+  checkpoint's chunks (one line per chunk, a torn or unreadable line dropped), and an
+  unreadable checkpoint is moved aside and training starts afresh. The final metrics file holds
+  exactly one line per chunk done, whatever another (orphaned) trainer wrote to `{work}`.
   The final decoder file (novic.checkpoint) holds what decoding needs: hyperparameters,
   weights, the target nouns and token map, the embedder spec and the run config.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -225,14 +230,52 @@ def chunk_seed(seed: int, chunk: int) -> int:
     return (seed * 1_000_003 + chunk * 7_919 + 12_345) % (2**63 - 1)
 
 
-def _truncate_metrics(path: Path, chunks: int) -> None:
-    """Keep the first `chunks` metric lines (those of a checkpoint being resumed)."""
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The metric records of `path` (none if it is absent); an unreadable line, such as the torn
+    last line of a killed write, is dropped and logged."""
     if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    keep = [ln for ln in lines if ln.strip() and json.loads(ln)["chunk"] <= chunks]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(keep), encoding="utf-8")
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("chunk"), int):
+                raise ValueError("no chunk number")
+        except ValueError as e:
+            what = "torn last" if number == len(lines) else "unreadable"
+            log.warning("%s: dropping its %s line %d (%s)", path, what, number, e)
+            continue
+        records.append(record)
+    return records
+
+
+def _metrics_upto(records: list[dict[str, Any]], chunks: int) -> list[dict[str, Any]]:
+    """One record per chunk 1..`chunks` (the last one written wins), in chunk order."""
+    by_chunk = {r["chunk"]: r for r in records if 1 <= r["chunk"] <= chunks}
+    return [by_chunk[c] for c in sorted(by_chunk)]
+
+
+def _write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write metric records as JSON lines, atomically."""
+    with atomic_path(path, sync=True) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def _truncate_metrics(path: Path, chunks: int) -> list[dict[str, Any]]:
+    """The metric records of chunks 1..`chunks` (those of the checkpoint being resumed), one per
+    chunk; `path` is rewritten to hold just them (removed if there are none)."""
+    records = _metrics_upto(_read_metrics(path), chunks)
+    if len(records) < chunks:
+        log.warning("%s: metrics of %d of the %d chunks done are missing", path,
+                    chunks - len(records), chunks)  # fmt: skip
+    if records:
+        _write_metrics(path, records)
+    else:
+        path.unlink(missing_ok=True)
+    return records
 
 
 def build_model(
@@ -265,6 +308,7 @@ class _Run:
     gen: torch.Generator  # noise
     amp: bool
     batches: Iterator[Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # chunks done, as in work_metrics
 
 
 @dataclass
@@ -342,9 +386,8 @@ def _set_up(
     torch.manual_seed(tcfg.seed)
     model = build_model(settings, targets, loader.dim, device)
     optimizer = make_optimizer(model, tcfg, device)
-    state = _resume(ckpt_path, work_metrics, identity, model, optimizer, device, plan.chunks)
-    if state.chunk == 0:
-        work_metrics.unlink(missing_ok=True)
+    state = _resume(ckpt_path, identity, model, optimizer, device, plan.chunks)
+    metrics = _truncate_metrics(work_metrics, state.chunk)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -353,35 +396,50 @@ def _set_up(
         ckpt_path, work_metrics, lookup=torch.from_numpy(targets.lookup()),
         table=torch.from_numpy(targets.tokens), gen=torch.Generator(device=device),
         amp=tcfg.amp and device.type == "cuda", batches=stream(loader, state.position),
+        metrics=metrics,
     )  # fmt: skip
     _log_plan(run)
     model.train()
     return run
 
 
+CHECKPOINT_KEYS = {"identity", "state_dict", "optimizer", "pending_grads", "state"}
+
+
 def _resume(
     ckpt_path: Path,
-    work_metrics: Path,
     identity: str,
     model: ObjectDecoder,
     optimizer: Any,
     device: torch.device,
     chunks: int,
 ) -> TrainState:
-    """Load `ckpt_path` into the model and optimizer if it is of this run; return its state."""
-    state = TrainState()
-    if ckpt_path.exists():
+    """Load `ckpt_path` into the model and optimizer if it is of this run; return its state.
+
+    An unreadable checkpoint (torn, truncated, damaged) is renamed aside and logged, and the
+    run starts afresh.
+    """
+    if not ckpt_path.exists():
+        return TrainState()
+    try:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt.get("identity") == identity:
-            model.load_state_dict(ckpt["state_dict"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            for p, g in zip(model.parameters(), ckpt["pending_grads"] or [], strict=False):
-                p.grad = g.to(device)
-            state = ckpt["state"]
-            _truncate_metrics(work_metrics, state.chunk)
-            log.info("resuming from %s after chunk %d of %d", ckpt_path, state.chunk, chunks)
-        else:
-            log.info("ignoring %s: it belongs to other settings or data", ckpt_path)
+        if not isinstance(ckpt, dict) or not ckpt.keys() >= CHECKPOINT_KEYS:
+            raise ValueError("not a training checkpoint")
+    except Exception as e:  # zip, pickle, EOF and torch errors alike: the file is unusable
+        aside = ckpt_path.with_name(f"{ckpt_path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(ckpt_path, aside)
+        log.warning("%s is unreadable (%s: %s); moved it to %s and starting afresh",
+                    ckpt_path, type(e).__name__, e, aside)  # fmt: skip
+        return TrainState()
+    if ckpt["identity"] != identity:
+        log.info("ignoring %s: it belongs to other settings or data", ckpt_path)
+        return TrainState()
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    for p, g in zip(model.parameters(), ckpt["pending_grads"] or [], strict=False):
+        p.grad = g.to(device)
+    state = ckpt["state"]
+    log.info("resuming from %s after chunk %d of %d", ckpt_path, state.chunk, chunks)
     return state
 
 
@@ -502,8 +560,8 @@ def _end_chunk(run: _Run, acc: _ChunkSums) -> dict[str, Any]:
         "eta_s": eta,
         "device": str(run.device),
     }
-    with open(run.work_metrics, "a", encoding="utf-8") as f:
-        f.write(json.dumps(last) + "\n")
+    run.metrics.append(last)
+    _write_metrics(run.work_metrics, run.metrics)
     log.info(
         "chunk %d/%d | loss %.4f | token acc %.4f (smoothed %.4f) | lr %.3g | grad %.3g | "
         "%.0f samples/s | elapsed %s | ETA %s",
@@ -539,8 +597,7 @@ def _finish(
             summary["heldout"]["accuracy"],
         )
     save_decoder(decoder_path, run.model, run.targets, run.meta, run.settings, summary=summary)
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_bytes(run.work_metrics.read_bytes())
+    _write_metrics(Path(metrics_path), _metrics_upto(run.metrics, run.state.chunk))
     run.ckpt_path.unlink(missing_ok=True)
     return summary
 
@@ -666,7 +723,7 @@ def _save_training(
         if all(g is None for g in grads)
         else [g.detach().cpu() if g is not None else None for g in grads]
     )
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync=True) as tmp:
         torch.save(
             {
                 "identity": identity,

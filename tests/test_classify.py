@@ -4,7 +4,13 @@ the tiny CLIP, the bundled photos and deliberately broken files."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -83,3 +89,129 @@ def test_cli_names_a_bad_model_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad.write_bytes(b"nothing")
     assert main(["classify", "--model", str(bad), str(PHOTOS[0])]) == 2
     assert "novic classify:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--batch-size", "0"), ("--batch-size", "-1"), ("--top-k", "0"),
+                        ("--top-k", "-1"), ("--top-k", "two")]
+)  # fmt: skip
+def test_cli_checks_batch_size_and_top_k(
+    checkpoint: Path, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["classify", "--model", str(checkpoint), flag, value, str(PHOTOS[0])])
+    assert exit_.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        Classifier(checkpoint, device="cpu", batch_size=0)
+
+
+def test_cli_downloads_nothing_unless_allowed(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    import novic.classify
+    from novic.checkpoint import RECORD_KEYS, load_decoder, write_record
+
+    seen: list[bool] = []
+    real = novic.classify.load_embedder
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["offline"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(novic.classify, "load_embedder", spy)
+    args = ["classify", "--model", str(checkpoint), "--device", "cpu", str(PHOTOS[0])]
+    assert main(args) == 0 and main([*args, "--allow-download"]) == 0
+    assert seen == [True, False]
+    assert Classifier(checkpoint, device="cpu").embedder and seen[-1] is True  # the API too
+    # a hub embedder missing from the cache: an offline error that names the way out
+    _, _, record = load_decoder(checkpoint)
+    meta = {**record["meta"], "embedder_spec": {"hub": "novic-tests/no-such-model"}}
+    hub = tmp_path / "hub.pt"
+    write_record(hub, record["state_dict"], {**{k: record[k] for k in RECORD_KEYS}, "meta": meta})
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["classify", "--model", str(hub), "--device", "cpu", *cache, str(PHOTOS[0])]) == 2
+    err = capsys.readouterr().err
+    assert "offline (from the cache only)" in err and "--allow-download" in err
+
+
+def test_cuda_without_a_gpu_is_a_device_error(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in (
+        ("cuda", "device 'cuda': CUDA is not available on this machine"),
+        ("cuda:1", "device 'cuda:1': CUDA is not available on this machine"),
+        ("gpu", "device 'gpu': not a device name"),
+    ):
+        args = ["classify", "--model", str(checkpoint), "--device", device, str(PHOTOS[0])]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and "checkpoint" not in err
+
+
+def run_with_timeout(fn: Callable[[], Any], fifo: Path, seconds: float = 20) -> Any:
+    """fn() in a thread; if it is still running after `seconds` (blocked on the FIFO), the FIFO
+    is opened for writing to release it and the test fails."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with open(fifo, "wb"):
+            pass
+        thread.join(10)
+        pytest.fail(f"reading {fifo} hung")
+    return out[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_or_folder_is_an_image_error_not_a_hang(checkpoint: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    clf = Classifier(checkpoint, device="cpu")
+    results = run_with_timeout(lambda: clf.classify([fifo, tmp_path, PHOTOS[0]]), fifo)
+    assert [r.ok for r in results] == [False, False, True]
+    assert results[0].error == f"{fifo}: cannot read image: a FIFO, not a regular file"
+    assert results[1].error == f"{tmp_path}: cannot read image: a folder, not a regular file"
+
+
+MEMORY_PROBE = """
+import resource, sys
+from novic.classify import Classifier
+from novic.datasets import open_image
+from novic.report import sample_grid
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+model, small, big, figure = sys.argv[1:]
+clf = Classifier(model, device="cpu", batch_size=4)
+sample = [{"predictions": [{"noun": "cat", "prob": 0.5}]}]
+for image in (small, big):
+    before = peak_mb()
+    (result,) = clf.classify([image])
+    assert result.ok, result.error
+    sample_grid([open_image(image)], sample, figure, "probe")
+print(round(peak_mb() - before))
+"""
+
+
+@pytest.mark.parametrize(("suffix", "bound_mb"), [(".jpg", 150), (".png", 750)])
+def test_a_12000px_image_is_shrunk_as_it_is_read(
+    checkpoint: Path, tmp_path: Path, suffix: str, bound_mb: int
+) -> None:
+    """Classifying one 12000 x 12000 image and drawing it in the sample figure: the old code
+    added 1.1 GB (classify) and 8.1 GB (figure) to the peak; now JPEGs are decoded at 1/8 scale
+    (+4 MB) and PNGs need only their decode buffer (+0.57 GB)."""
+    big = tmp_path / f"big{suffix}"
+    make = "import sys, PIL.Image; PIL.Image.new('RGB', (12000, 12000), 'teal').save(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", make, str(big)], check=True)
+    probe = [sys.executable, "-c", MEMORY_PROBE, str(checkpoint), str(PHOTOS[0]), str(big),
+             str(tmp_path / "figure.png")]  # fmt: skip
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) < bound_mb

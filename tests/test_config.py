@@ -259,3 +259,37 @@ def test_default_catalog_entries_merge_like_config_files():
     fashion = config["eval"]["benchmarks"]["fashion_mnist"]
     assert fashion["limit"] == 40 and fashion["kind"] == "fashion_mnist"  # the rest is kept
     assert config["captions"]["llms"]["gpt35"]["model"] == "gpt-3.5-turbo-1106"
+
+
+# --- hostile or clumsy configs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"nouns": {"rules": "no/rules.txt"}}, r"nouns\.rules: synset rules file no/rules\.txt"),
+        ({"nouns": {"class_lists": ["resources/class_names/cifar10.txt", "x.txt"]}},
+         r"nouns\.class_lists\[1\]: class list x\.txt does not exist"),
+        ({"prompts": {"templates": "t.tsv"}}, r"prompts\.templates: templates file t\.tsv"),
+        ({"build": {"benchmarks": ["sample_photos"]},
+          "eval": {"benchmarks": {"sample_photos": {"annotations": "a.json"}}}},
+         r"eval\.benchmarks\.sample_photos\.annotations: file a\.json does not exist"),
+        ({"build": {"runs": ["r"]}, "embedders": {"w": {"arch": "ViT-B-32", "checkpoint": "w.pt"}},
+          "runs": {"r": {"embedder": "w", "threshold": 2, "mix": {"m1": 1}}}},
+         r"embedders\.w\.checkpoint: weights file w\.pt does not exist"),
+        ({"prompts": {"shards": 20000}}, r"prompts\.shards: 20000 is greater than the maximum"),
+        ({"prompts": {"multiset_freq": [1, 10**6]}}, r"prompts\.multiset_freq\[1\]: .* maximum"),
+    ],
+)  # fmt: skip
+def test_missing_files_and_huge_values_stop_before_any_job(config, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly():
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    config = yaml.safe_load("\n".join(levels) + "\nvocab: {thresholds: *i}\n")  # 10^9 values
+    with pytest.raises(ConfigError, match=r"more than 200,000 values"):
+        validate_config(config)

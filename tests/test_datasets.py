@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from novic import datasets
 from novic.datasets import (
     FASHION_MNIST_ROOT,
     DatasetError,
     ImageError,
     open_dataset,
+    open_image,
     read_idx,
+    to_rgb,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,3 +178,76 @@ def test_missing_folders_and_unknown_kinds_are_named(tmp_path: Path) -> None:
         open_dataset("mnist", tmp_path)
     with pytest.raises(DatasetError, match="split must be one of"):
         open_dataset("folder", tmp_path, split="val")
+
+
+def gradient(dtype: type, top: float, width: int = 256) -> np.ndarray:
+    """A horizontal ramp from 0 to `top`, 8 rows high."""
+    return np.tile(np.linspace(0, top, width).astype(dtype), (8, 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "mode"),
+    [
+        ("g16.png", gradient(np.uint16, 65535), "I;16"),
+        ("g16.tif", gradient(np.uint16, 65535), "I;16"),
+        ("i32.tif", gradient(np.int32, 65535), "I"),
+        ("f01.tif", gradient(np.float32, 1.0), "F"),
+        ("f1000.tif", gradient(np.float32, 1000.0) - 500, "F"),  # outside 0..1: min to max
+    ],
+)
+def test_high_bit_depth_images_are_scaled_not_clipped(
+    tmp_path: Path, name: str, values: np.ndarray, mode: str
+) -> None:
+    path = tmp_path / name
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode == mode
+    rgb = np.asarray(open_image(path))
+    assert rgb.shape == (8, 256, 3) and rgb.dtype == np.uint8
+    assert (rgb == rgb[..., :1]).all()  # grey
+    assert np.abs(rgb[0, :, 0].astype(int) - np.arange(256)).max() <= 1  # the full 0..255 ramp
+    assert (rgb == 255).all(-1).mean() < 0.01  # the old code: 99.6% white
+
+
+def test_large_images_are_shrunk_as_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = {(3000, 1000): (2304, 768), (1000, 10000): (307, 3072), (500, 400): (500, 400)}
+    for (w, h), want in sizes.items():
+        for suffix in (".jpg", ".png"):
+            path = tmp_path / f"{w}x{h}{suffix}"
+            Image.new("RGB", (w, h), (10, 200, 30)).save(path)
+            image = open_image(path)
+            assert image.size == want and image.mode == "RGB"
+            assert open_image(path, side=0).size == (w, h)
+            assert np.abs(np.asarray(image).astype(int) - [10, 200, 30]).max() <= 3
+    # the sample grid and classify get thumbnails of opened images too
+    assert to_rgb(Image.new("P", (4000, 1000))).size == (3072, 768)
+    monkeypatch.setattr(datasets, "MAX_PIXELS", 1000 * 1000)
+    with pytest.raises(ImageError, match=r"3000x1000\.png: .*3000x1000 pixels is more than"):
+        open_image(tmp_path / "3000x1000.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_only_regular_files_are_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    errors: list[str] = []
+
+    def read() -> None:
+        try:
+            open_image(fifo)
+        except ImageError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():  # the old code waited for a writer forever: release it, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail(f"open_image({fifo}) hung")
+    assert errors == [f"{fifo}: cannot read image: a FIFO, not a regular file"]
+    with pytest.raises(ImageError, match="a folder, not a regular file"):
+        open_image(tmp_path)
+    with pytest.raises(ImageError, match=r"null: cannot read image: a special file"):
+        open_image("/dev/null")

@@ -1,4 +1,4 @@
-"""novic.embed: shard round trip, resume of a half-written shard."""
+"""novic.embed: shard round trip with checksums, resume of a half-written shard."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tiny_shards import embed, write_texts
 
 from novic.embedders import Embedder
 from novic.io import read_metadata
-from novic.shards import fixed_list_numpy, shard_permutation
+from novic.shards import CRC_KEY, check_shard, fixed_list_numpy, shard_permutation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,6 +47,8 @@ def test_round_trip_shuffled_with_metadata(tiny: Embedder, tmp_path: Path) -> No
     assert meta["novic.vocab_sha256"] == "vocab-a"
     assert meta["novic.source"] == "prompts/ft9/m2/part-0000"
     assert len(meta["novic.source_sha256"]) == 64
+    assert len(json.loads(meta[CRC_KEY])) == 5  # one per row group, checked by check_shard
+    assert check_shard(out, {}, source="prompts/ft9/m2/part-0000") == 150
 
 
 def test_float32_and_other_seed(tiny: Embedder, tmp_path: Path) -> None:
@@ -90,10 +92,13 @@ def test_resume_half_written_shard(tiny: Embedder, tmp_path: Path, monkeypatch) 
         "chunk-00001.parquet",
     ]
 
+    chunk = partial / "chunk-00001.parquet"  # a chunk file damaged since: embedded again
+    chunk.write_bytes(chunk.read_bytes()[:-20])
     stats = embed(tiny, texts, out)
-    assert stats["embedded_now"] == 200 - 2 * 64  # the two finished chunks were kept
+    assert stats["embedded_now"] == 200 - 64  # the intact finished chunk was kept
     assert not partial.exists()
     assert pq.read_table(out).equals(pq.read_table(reference))
+    assert read_metadata(out) == read_metadata(reference)  # the same checksums
 
     # Partial results of other settings are discarded, not mixed in.
     embed(tiny, texts, tmp_path / "other.parquet")

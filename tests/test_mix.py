@@ -1,8 +1,10 @@
-"""novic.mix: the mix manifest's round trip and its refusal of mismatched shards."""
+"""novic.mix: the mix manifest's round trip and its refusal of mismatched, swapped and damaged
+shards."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -11,8 +13,9 @@ from tiny_shards import embed, write_cache, write_texts, write_vocab
 
 from novic.embed import embed_shard
 from novic.embedders import Embedder, load_embedder
+from novic.io import read_metadata
 from novic.mix import build_mix, read_mix, write_mix
-from novic.shards import CacheMismatchError
+from novic.shards import CHECKSUM_KEY, CacheMismatchError, DamagedShardError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,3 +113,78 @@ def test_mix_refuses_mismatches(tiny: Embedder, cache: Path, tmp_path: Path) -> 
 def test_build_mix_unknown_source(tiny: Embedder, cache: Path) -> None:
     with pytest.raises(ValueError, match=r"runs\.r\.mix: unknown sources \['m4'\]"):
         build_mix("r", "tiny", tiny.info(), cache / "vocab.parquet", 9, {"m4": (1, [])})
+
+
+def test_mix_records_sources_and_checksums(tiny: Embedder, cache: Path, tmp_path: Path) -> None:
+    path = tmp_path / "mix.json"
+    write_mix(make_mix(tiny, cache), path)
+    stored = json.loads(path.read_text())
+    assert stored["version"] == 2
+    first = stored["sources"][0]["shards"][0]
+    assert first["source"] == "m1-0"
+    assert first["checksum"] == read_metadata(cache / "emb/m1-0.parquet")[CHECKSUM_KEY]
+    assert stored["heldout"]["m1"]["source"] == "heldout"
+
+
+def test_a_sibling_written_over_a_shard_is_refused(
+    tiny: Embedder, cache: Path, tmp_path: Path
+) -> None:
+    """A shard overwritten by its sibling with the same row count (same texts, other place)."""
+    root = tmp_path / "copy"
+    shutil.copytree(cache, root)
+    path = tmp_path / "mix.json"
+    write_mix(make_mix(tiny, root), path)
+    embed(tiny, root / "m1-0.texts.parquet", root / "emb/m1-2.parquet", "m1-2")
+    shutil.copy(root / "emb/m1-2.parquet", root / "emb/m1-0.parquet")
+    with pytest.raises(
+        CacheMismatchError,
+        match=r"m1-0\.parquet: source mismatch \(novic.source is m1-2, expected m1-0\)",
+    ):
+        read_mix(path)
+    with pytest.raises(CacheMismatchError, match=r"m1-0\.parquet: source mismatch"):
+        make_mix(tiny, root)
+
+
+def test_a_shard_changed_after_the_mix_is_refused(
+    tiny: Embedder, cache: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(cache, root)
+    path = tmp_path / "mix.json"
+    write_mix(make_mix(tiny, root), path)
+    embed(tiny, root / "m1-0.texts.parquet", root / "emb/m1-0.parquet", "m1-0", seed=1)
+    with pytest.raises(CacheMismatchError, match=r"m1-0\.parquet: content checksum mismatch"):
+        read_mix(path)
+
+
+def test_a_truncated_shard_is_named(tiny: Embedder, cache: Path, tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(cache, root)
+    path = tmp_path / "mix.json"
+    write_mix(make_mix(tiny, root), path)
+    shard = root / "emb/cap-0.parquet"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(DamagedShardError, match=r"cap-0\.parquet: unreadable embedding shard"):
+        read_mix(path)
+    with pytest.raises(DamagedShardError, match=r"cap-0\.parquet: unreadable embedding shard"):
+        make_mix(tiny, root)
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(CacheMismatchError, match=r"mix\.json: unreadable mix manifest"):
+        read_mix(path)
+
+
+def test_a_mix_of_version_1_is_read_with_a_warning(
+    tiny: Embedder, cache: Path, tmp_path: Path, caplog
+) -> None:
+    path = tmp_path / "mix.json"
+    write_mix(make_mix(tiny, cache), path)
+    stored = json.loads(path.read_text())
+    stored["version"] = 1
+    for source in stored["sources"]:
+        for shard in source["shards"]:
+            del shard["source"], shard["checksum"]
+    path.write_text(json.dumps(stored))
+    with caplog.at_level(logging.WARNING, logger="novic.mix"):
+        mix = read_mix(path, vocab=cache / "vocab.parquet")
+    assert "checked against their paths only" in caplog.text
+    assert mix.sources[0].shards[0].checksum is None and mix.epoch_rows == 50 + 60 + 4 * 30

@@ -392,3 +392,92 @@ def test_a_loader_without_batches_is_an_error() -> None:
     _, loader = toy_data(rows=8)  # less than one batch of 16
     with pytest.raises(RuntimeError, match="no batches"):
         next(stream(loader, Position()))
+
+
+# --- damaged work files ------------------------------------------------------------------------
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(chunk: int):
+    def on_chunk(done: int) -> None:
+        if done == chunk:
+            raise Killed
+
+    return on_chunk
+
+
+def same_trajectory(tmp: Path, reference: Path) -> None:
+    resumed, uninterrupted = metrics(tmp), metrics(reference)
+    assert [m["chunk"] for m in resumed] == list(range(1, 61))
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        assert (a["loss"], a["accuracy"], a["grad_norm"]) == (
+            b["loss"],
+            b["accuracy"],
+            b["grad_norm"],
+        )
+
+
+def test_a_torn_metrics_line_is_dropped_on_resume(
+    reference_run: Path, tmp_path: Path, caplog
+) -> None:
+    with pytest.raises(Killed):
+        run(tmp_path, on_chunk=kill_after(5))
+    work = tmp_path / "work" / "metrics.jsonl"
+    with open(work, "a", encoding="utf-8") as f:
+        f.write('{"chunk": 6, "loss": 0.4')  # a write cut short by a kill
+    with caplog.at_level(logging.INFO, logger="novic.train"):
+        run(tmp_path)
+    assert "dropping its torn last line 6" in caplog.text
+    assert "resuming from" in caplog.text
+    same_trajectory(tmp_path, reference_run)
+
+
+def test_an_unreadable_checkpoint_is_moved_aside(
+    reference_run: Path, tmp_path: Path, caplog
+) -> None:
+    with pytest.raises(Killed):
+        run(tmp_path, on_chunk=kill_after(5))
+    ckpt = tmp_path / "work" / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # truncated
+    with caplog.at_level(logging.INFO, logger="novic.train"):
+        run(tmp_path)
+    (aside,) = (tmp_path / "work").glob("checkpoint.pt.unreadable-*")
+    assert f"{ckpt} is unreadable" in caplog.text and str(aside) in caplog.text
+    assert aside.stat().st_size == len(data) // 2
+    same_trajectory(tmp_path, reference_run)  # started afresh: the same run from chunk 1
+
+    # A checkpoint that is no training state at all is moved aside too.
+    aside.unlink()
+    torch.save({"something": "else"}, ckpt)
+    short = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 1}}
+    run(tmp_path, short)
+    assert len(list((tmp_path / "work").glob("checkpoint.pt.unreadable-*"))) == 1
+    assert [m["chunk"] for m in metrics(tmp_path)] == list(range(1, 8))
+
+
+def test_metrics_have_one_line_per_chunk_whatever_else_writes_to_work(
+    reference_run: Path, tmp_path: Path
+) -> None:
+    """An orphaned trainer, a few chunks ahead on the same trajectory, appends its lines to
+    work/metrics.jsonl while a rerun trains: the rerun's metrics file still has exactly one
+    line per chunk."""
+    work = tmp_path / "work" / "metrics.jsonl"
+    ahead = {m["chunk"]: {**m, "device": "orphan"} for m in metrics(reference_run)}
+
+    def orphan_writes(done: int, kill_at: int = 0) -> None:
+        with open(work, "a", encoding="utf-8") as f:
+            f.write(json.dumps(ahead[min(done + 3, 60)]) + "\n")
+        if done == kill_at:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(tmp_path, on_chunk=lambda done: orphan_writes(done, kill_at=5))
+    with open(work, "a", encoding="utf-8") as f:  # and it had resumed from chunk 1 once
+        f.writelines(json.dumps(ahead[c]) + "\n" for c in range(2, 10))
+    run(tmp_path, on_chunk=orphan_writes)
+    same_trajectory(tmp_path, reference_run)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 60

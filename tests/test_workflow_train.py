@@ -115,3 +115,25 @@ def test_checkpoint_interval_and_a_gpu_retrain_nothing(project: Path) -> None:
 def test_bad_settings_stop_before_any_job(project: Path, override: dict, message: str) -> None:
     with pytest.raises((WorkflowError, ValueError), match=message):
         dry_run(project, {"runs": {RUN: override}})
+
+
+@pytest.mark.parametrize(
+    "victim",
+    [
+        f"results/models/{RUN}/decoder.pt",  # e.g. a killed --forcerun train_decoder
+        f"results/embeddings/{SETTINGS['embedder']}/prompts/ft{SETTINGS['threshold']}/m1/part-0000.parquet",
+    ],
+)
+def test_a_missing_artifact_is_rebuilt_by_the_default_target(
+    project: Path, tmp_path: Path, victim: str
+) -> None:
+    """Nothing stale passes as done: the default target (evaluation off) rebuilds a deleted
+    decoder or embedding shard and what depends on it."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(project, workdir)
+    build = {"build": {"runs": [RUN, OTHER], "evaluate": False}}
+    files = configfiles(workdir, build)
+    assert set(snakemake(workdir, configfiles=files, dryrun=True)) == set()
+    (workdir / victim).unlink()
+    updated = set(snakemake(workdir, configfiles=files, dryrun=True))
+    assert victim in updated and set(outputs(RUN)) <= updated

@@ -35,15 +35,20 @@ def write_texts(path: Path, rows: int, vocab_sha: str = "vocab-a", m: int = 2) -
     return path
 
 
-def embed(tiny: Embedder, texts: Path, out: Path, **kwargs) -> dict:
+def embed(
+    tiny: Embedder, texts: Path, out: Path, shard_id: str = "prompts/ft9/m2/part-0000", **kwargs
+) -> dict:
     settings = {"chunk_rows": 64, "row_group_rows": 32, "batch_size": 16, **kwargs}
-    return embed_shard(texts, out, tiny, "tiny", "prompts/ft9/m2/part-0000", **settings)
+    return embed_shard(texts, out, tiny, "tiny", shard_id, **settings)
 
 
 def write_cache(tiny: Embedder, root: Path) -> Path:
-    """A small cache: m1 (2 shards), captions (1 shard), a held-out shard, and its vocabulary."""
+    """A small cache: m1 (2 shards), captions (1 shard), a held-out shard, and its vocabulary.
+
+    Shard emb/NAME.parquet holds text shard NAME (its source id), as the workflow's paths do.
+    """
     write_vocab(root / "vocab.parquet")
     for name, rows in [("m1-0", 50), ("m1-1", 60), ("cap-0", 30), ("heldout", 20)]:
         write_texts(root / f"{name}.texts.parquet", rows)
-        embed(tiny, root / f"{name}.texts.parquet", root / "emb" / f"{name}.parquet")
+        embed(tiny, root / f"{name}.texts.parquet", root / "emb" / f"{name}.parquet", name)
     return root

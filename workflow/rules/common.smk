@@ -233,8 +233,9 @@ def run_eval_files(wildcards):
 
 
 def final_outputs():
-    """The default target: every vocabulary of vocab.thresholds, and each run of build.runs trained,
-    evaluated on build.benchmarks and summarised when build.evaluate is on."""
+    """The default target: every vocabulary of vocab.thresholds, and each run of build.runs
+    trained (with the embeddings it was trained on), evaluated on build.benchmarks and
+    summarised when build.evaluate is on."""
     runs = list(built_runs(config))
     outputs = expand(
         "results/vocab/ft{threshold}.{ext}",
@@ -244,6 +245,11 @@ def final_outputs():
     outputs += expand(
         "results/models/{run}/{name}", run=runs, name=["decoder.pt", "metrics.jsonl"]
     )
+    # The embeddings a model was trained on are targets too: a deleted shard is rebuilt (and
+    # what was trained on it re-runs) instead of passing as done.
+    for run in runs:
+        outputs += [p for paths in run_sources(run).values() for p in paths]
+        outputs += list(run_heldout(run).values())
     if config["build"]["evaluate"]:
         names = [*built_benchmarks(config), "text"]
         outputs += expand("results/eval/{run}/{name}.json", run=runs, name=names)
