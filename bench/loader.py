@@ -36,8 +36,9 @@ GPU_SAMPLES_PER_S = 51.74e6 * 18 / (1.5 * 86400)
 
 
 def write_cache(root: Path, shards: int, rows: int = SHARD_ROWS) -> list[Path]:
-    """`shards` embedding shards of unit float16 vectors, written with the stage's settings."""
-    from novic.shards import PARQUET_OPTIONS, ROW_GROUP_ROWS, embedding_table
+    """`shards` embedding shards of unit float16 vectors, written as the stage writes them
+    (row-group checksums included, so the loader's verification is part of what is measured)."""
+    from novic.shards import ROW_GROUP_ROWS, embedding_table, write_shard
 
     paths = []
     rng = np.random.default_rng(0)
@@ -48,7 +49,7 @@ def write_cache(root: Path, shards: int, rows: int = SHARD_ROWS) -> list[Path]:
         weights = np.full((rows, 3), 1 / 3, dtype=np.float32)
         table = embedding_table(emb, targets, weights, "float16")
         path = root / f"part-{k:04d}.parquet"
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+        write_shard(path, table.schema, [table], ROW_GROUP_ROWS)
         paths.append(path)
     return paths
 

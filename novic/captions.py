@@ -26,6 +26,7 @@ template forms the held-out set that measures the decoder on captions it never s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -46,7 +47,16 @@ from unidecode import unidecode
 from novic.articles import indefinite_article
 from novic.dictionary import META_THRESHOLD, nouns_fingerprint, read_nouns
 from novic.io import read_metadata, sha256_json, write_json, write_parquet
-from novic.llm import CACHE_BUCKETS, LLMClient, ReplyCache, api_key_from_env, open_backend, share
+from novic.llm import (
+    CACHE_BUCKETS,
+    LLMClient,
+    LLMError,
+    ReplyCache,
+    api_key_from_env,
+    open_backend,
+    share,
+)
+from novic.llm_server import exit_with_parent
 from novic.progress import format_eta
 from novic.settings import FilterSettings, GenerateSettings, LLMSettings, RequestSettings
 from novic.textdata import TextShardWriter, text_batch
@@ -574,7 +584,9 @@ def run_generate(
 
     `params`: {"name", "llm", "generate", "shards"} (what determines the replies);
     `runtime`: captions.requests (how they are sent: concurrency, retries, caps), whose caps
-    are split evenly over the shards. The reply cache in `cache_dir` outlives failed runs.
+    are split evenly over the shards. The reply cache in `cache_dir` outlives failed runs;
+    concurrent jobs share it without sending a request twice. The job ends if the process that
+    started it (Snakemake) dies.
     """
     settings = LLMSettings.from_config(params["name"], params["llm"])
     if settings.backend != "local":
@@ -600,12 +612,26 @@ def run_generate(
         keep=lambda entry: entry.get("meta", {}).get("noun_id") in ids,
     )
     start = time.monotonic()
+    running: dict[str, Any] = {}
+
+    def parent_died() -> None:
+        """Send nothing more; the requests in flight finish and are cached, then the job fails."""
+        reason = LLMError("the process that started this job (Snakemake?) is gone")
+        if "client" in running:
+            with contextlib.suppress(RuntimeError):  # the loop has just ended
+                running["loop"].call_soon_threadsafe(running["client"].stop, reason)
+
     try:
-        with open_backend(settings, threads, server_log) as (base_url, api_key):
+        # A job that outlived a killed Snakemake would send next to the re-run's job.
+        with (
+            exit_with_parent(parent_died, grace=policy.timeout + 10),
+            open_backend(settings, threads, server_log) as (base_url, api_key),
+        ):
             progress = Progress(len(nouns), label)
 
             async def main() -> tuple[list[dict[str, Any]], Any]:
                 client = LLMClient(settings, policy, cache, base_url, api_key, seed=shard)
+                running.update(client=client, loop=asyncio.get_running_loop())
                 try:
                     rows = await generate_all(nouns, gen, client, progress, policy.concurrency)
                     return rows, client

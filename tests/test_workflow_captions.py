@@ -4,6 +4,7 @@ resumes without sending any answered request again."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -193,6 +194,77 @@ def test_killed_run_resumes_without_paying_twice(
     assert hung <= set(second)  # what never got a reply is asked again
     assert text_num_rows([workdir / p for p in SAMPLES]) > 0
     assert cache_lines(workdir) == answered_first + len(second)
+
+
+def caption_jobs(workdir: Path) -> list[int]:
+    """The pids of the generate_captions jobs running in `workdir`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+            here = os.readlink(proc / "cwd") == str(workdir)
+        except OSError:
+            continue
+        if here and b"generate_captions.py" in command:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_caption_jobs_stop_when_snakemake_is_killed(
+    noun_project: Path, tmp_path: Path, server: FaultServer
+) -> None:
+    """`kill -9` of Snakemake alone (not its process group), then at once `--unlock` and a
+    re-run: the old caption jobs finish what they have in flight and stop within seconds
+    instead of running on next to the new ones, and no request is sent twice."""
+    override = copy.deepcopy(OVERRIDE)
+    override["captions"]["generate"]["max_nouns"] = 40
+    workdir = setup(noun_project, tmp_path / "repo", override)
+    server.delay = 1.0  # orphans would need far longer than 10 s to finish their nouns
+    snakemake_bin = Path(sys.executable).parent / "snakemake"
+    configs = ["--configfile", TEST_CONFIG, "captions.yaml"]
+    command = [str(snakemake_bin), "--cores", "2", *configs, "--rerun-incomplete", *TARGETS]
+    unlock = [str(snakemake_bin), "--unlock", "--cores", "1", *configs]
+    runs: list[subprocess.Popen] = []
+
+    def start(log: Path) -> subprocess.Popen:
+        with open(log, "wb") as out:
+            runs.append(
+                subprocess.Popen(
+                    command,
+                    cwd=workdir,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return runs[-1]
+
+    try:
+        first = start(tmp_path / "first.log")
+        deadline = time.monotonic() + 180
+        while not (cache_lines(workdir) >= 4 and caption_jobs(workdir)):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            assert time.monotonic() < deadline, "the first run made no progress"
+            time.sleep(0.05)
+        orphans = set(caption_jobs(workdir))
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        killed = time.monotonic()
+        subprocess.run(unlock, cwd=workdir, check=True, capture_output=True)
+        second = start(tmp_path / "second.log")
+        while orphans & set(caption_jobs(workdir)):
+            assert time.monotonic() < killed + 10, "a caption job outlived Snakemake"
+            time.sleep(0.1)
+        server.delay = 0.0
+        assert second.wait(180) == 0, (tmp_path / "second.log").read_text()
+    finally:
+        for run_ in runs:  # the first run's process group holds its jobs
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run_.pid, signal.SIGKILL)
+    keys = server.keys()
+    assert len(keys) == len(set(keys)), "a request was sent twice"
+    assert text_num_rows([workdir / p for p in SAMPLES]) > 0
+    assert cache_lines(workdir) == len(keys)
 
 
 def test_a_missing_key_stops_the_caption_job_at_once(
