@@ -66,10 +66,7 @@ def test_mix_round_trip(tiny: Embedder, cache: Path, tmp_path: Path) -> None:
 
 
 def test_mix_refuses_mismatches(tiny: Embedder, cache: Path, tmp_path: Path) -> None:
-    root = tmp_path / "copy"
-    shutil.copytree(cache, root)
-    path = tmp_path / "mix.json"
-    write_mix(make_mix(tiny, root), path)
+    root, path = mix_of_a_copy(tiny, cache, tmp_path)
 
     with pytest.raises(CacheMismatchError, match="embedder mismatch"):
         read_mix(path, embedder_sha256="0" * 64)
@@ -126,14 +123,20 @@ def test_mix_records_sources_and_checksums(tiny: Embedder, cache: Path, tmp_path
     assert stored["heldout"]["m1"]["source"] == "heldout"
 
 
-def test_a_sibling_written_over_a_shard_is_refused(
-    tiny: Embedder, cache: Path, tmp_path: Path
-) -> None:
-    """A shard overwritten by its sibling with the same row count (same texts, other place)."""
+def mix_of_a_copy(tiny: Embedder, cache: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the cache to damage, and its mix manifest written before the damage."""
     root = tmp_path / "copy"
     shutil.copytree(cache, root)
     path = tmp_path / "mix.json"
     write_mix(make_mix(tiny, root), path)
+    return root, path
+
+
+def test_a_sibling_written_over_a_shard_is_refused(
+    tiny: Embedder, cache: Path, tmp_path: Path
+) -> None:
+    """A shard overwritten by its sibling with the same row count (same texts, other place)."""
+    root, path = mix_of_a_copy(tiny, cache, tmp_path)
     embed(tiny, root / "m1-0.texts.parquet", root / "emb/m1-2.parquet", "m1-2")
     shutil.copy(root / "emb/m1-2.parquet", root / "emb/m1-0.parquet")
     with pytest.raises(
@@ -148,20 +151,14 @@ def test_a_sibling_written_over_a_shard_is_refused(
 def test_a_shard_changed_after_the_mix_is_refused(
     tiny: Embedder, cache: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "copy"
-    shutil.copytree(cache, root)
-    path = tmp_path / "mix.json"
-    write_mix(make_mix(tiny, root), path)
+    root, path = mix_of_a_copy(tiny, cache, tmp_path)
     embed(tiny, root / "m1-0.texts.parquet", root / "emb/m1-0.parquet", "m1-0", seed=1)
     with pytest.raises(CacheMismatchError, match=r"m1-0\.parquet: content checksum mismatch"):
         read_mix(path)
 
 
 def test_a_truncated_shard_is_named(tiny: Embedder, cache: Path, tmp_path: Path) -> None:
-    root = tmp_path / "copy"
-    shutil.copytree(cache, root)
-    path = tmp_path / "mix.json"
-    write_mix(make_mix(tiny, root), path)
+    root, path = mix_of_a_copy(tiny, cache, tmp_path)
     shard = root / "emb/cap-0.parquet"
     shard.write_bytes(shard.read_bytes()[:-10])
     with pytest.raises(DamagedShardError, match=r"cap-0\.parquet: unreadable embedding shard"):

@@ -350,14 +350,7 @@ def test_killed_run_resumes_on_the_same_trajectory(reference_run: Path, tmp_path
     assert (tmp_path / "work" / "checkpoint.pt").exists()
     assert not (tmp_path / "decoder.pt").exists()
     run(tmp_path)
-    resumed, uninterrupted = metrics(tmp_path), metrics(reference_run)
-    assert [m["chunk"] for m in resumed] == list(range(1, 61))
-    for a, b in zip(resumed, uninterrupted, strict=True):
-        assert (a["loss"], a["accuracy"], a["grad_norm"]) == (
-            b["loss"],
-            b["accuracy"],
-            b["grad_norm"],
-        )
+    same_trajectory(tmp_path, reference_run)
     one, two = (load_decoder(p / "decoder.pt")[0].state_dict() for p in (tmp_path, reference_run))
     assert all(torch.equal(one[k], two[k]) for k in one)
 
@@ -420,12 +413,17 @@ def same_trajectory(tmp: Path, reference: Path) -> None:
         )
 
 
+def interrupted_run(tmp: Path) -> Path:
+    """A run killed after chunk 5; its work folder."""
+    with pytest.raises(Killed):
+        run(tmp, on_chunk=kill_after(5))
+    return tmp / "work"
+
+
 def test_a_torn_metrics_line_is_dropped_on_resume(
     reference_run: Path, tmp_path: Path, caplog
 ) -> None:
-    with pytest.raises(Killed):
-        run(tmp_path, on_chunk=kill_after(5))
-    work = tmp_path / "work" / "metrics.jsonl"
+    work = interrupted_run(tmp_path) / "metrics.jsonl"
     with open(work, "a", encoding="utf-8") as f:
         f.write('{"chunk": 6, "loss": 0.4')  # a write cut short by a kill
     with caplog.at_level(logging.INFO, logger="novic.train"):
@@ -438,9 +436,7 @@ def test_a_torn_metrics_line_is_dropped_on_resume(
 def test_an_unreadable_checkpoint_is_moved_aside(
     reference_run: Path, tmp_path: Path, caplog
 ) -> None:
-    with pytest.raises(Killed):
-        run(tmp_path, on_chunk=kill_after(5))
-    ckpt = tmp_path / "work" / "checkpoint.pt"
+    ckpt = interrupted_run(tmp_path) / "checkpoint.pt"
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])  # truncated
     with caplog.at_level(logging.INFO, logger="novic.train"):
