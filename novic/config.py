@@ -169,18 +169,6 @@ def _check_runs(config: Mapping[str, Any]) -> list[str]:
                 f"(known: {sorted(config['embedders'])})"
             )
         _catch(problems, "", validate_run, name, run)
-    thresholds, multisets = config["vocab"]["thresholds"], made_multisets(config)
-    for name, run in built_runs(config).items() if not _check_build(config) else ():
-        if run["threshold"] not in thresholds:
-            problems.append(
-                f"runs.{name}.threshold: {run['threshold']} is not in vocab.thresholds {thresholds}"
-            )
-        for source, weight in run["mix"].items():
-            if weight > 0 and source != "captions" and source not in multisets:
-                problems.append(
-                    f"runs.{name}.mix.{source}: multiset {source} is not made "
-                    f"(prompts.multiset_freq is {config['prompts']['multiset_freq']})"
-                )
     return problems
 
 
@@ -193,13 +181,6 @@ def _check_eval(config: Mapping[str, Any]) -> list[str]:
         if name in RESERVED_BENCHMARKS:
             problems.append(f"{where}: the name {name!r} is reserved for the text-side results")
         _catch(problems, f"{where}: ", BenchmarkSettings.from_config, name, bench)
-    for name, bench in built_benchmarks(config).items() if not _check_build(config) else ():
-        root = Path(bench["root"])
-        if not root.is_dir():
-            problems.append(
-                f"eval.benchmarks.{name}.root: folder {root} does not exist (benchmark {name!r}"
-                f" of build.benchmarks, kind {bench['kind']}: expected {LAYOUTS[bench['kind']]})"
-            )
     return problems
 
 
@@ -208,23 +189,45 @@ def _missing(key: str, path: str, what: str) -> list[str]:
 
 
 def _check_files(config: Mapping[str, Any]) -> list[str]:
-    """Every file the config names for what rule all builds exists (not only at job time)."""
+    """The files every build reads exist (not only at job time)."""
     nouns, problems = config["nouns"], []
     problems += _missing("nouns.rules", nouns["rules"], "synset rules file")
     problems += _missing("nouns.function_words", nouns["function_words"], "word list")
     for i, path in enumerate(nouns["class_lists"]):
         problems += _missing(f"nouns.class_lists[{i}]", path, "class list")
     problems += _missing("prompts.templates", config["prompts"]["templates"], "templates file")
-    for name, bench in built_benchmarks(config).items() if not _check_build(config) else ():
+    return problems
+
+
+def _check_built(config: Mapping[str, Any]) -> list[str]:
+    """What rule all builds can be built: each built run's vocabulary, multisets and embedder
+    weights, each selected benchmark's data folder and files (build names known)."""
+    problems = []
+    thresholds, multisets = config["vocab"]["thresholds"], made_multisets(config)
+    runs = built_runs(config)
+    for name, run in runs.items():
+        if run["threshold"] not in thresholds:
+            problems.append(
+                f"runs.{name}.threshold: {run['threshold']} is not in vocab.thresholds {thresholds}"
+            )
+        for source, weight in run["mix"].items():
+            if weight > 0 and source != "captions" and source not in multisets:
+                problems.append(
+                    f"runs.{name}.mix.{source}: multiset {source} is not made "
+                    f"(prompts.multiset_freq is {config['prompts']['multiset_freq']})"
+                )
+    for name, bench in built_benchmarks(config).items():
+        root = Path(bench["root"])
+        if not root.is_dir():
+            problems.append(
+                f"eval.benchmarks.{name}.root: folder {root} does not exist (benchmark {name!r}"
+                f" of build.benchmarks, kind {bench['kind']}: expected {LAYOUTS[bench['kind']]})"
+            )
         for key in ("classes", "annotations", "specificity"):
             if bench[key]:
                 problems += _missing(f"eval.benchmarks.{name}.{key}", bench[key], "file")
-    used = (
-        {run["embedder"] for run in built_runs(config).values()}
-        if not _check_build(config)
-        else set()
-    )
-    for key in sorted(used & set(config["embedders"])):
+    used = {run["embedder"] for run in runs.values()} & set(config["embedders"])
+    for key in sorted(used):
         spec = config["embedders"][key]
         if "checkpoint" in spec:
             problems += _missing(f"embedders.{key}.checkpoint", spec["checkpoint"], "weights file")
@@ -236,10 +239,12 @@ def check(config: Mapping[str, Any]) -> list[str]:
 
     Returns the problems, each naming its key path (validate_config raises them together).
     """
-    return (
-        _check_build(config)
+    build = _check_build(config)
+    problems = (
+        build
         + _check_captions(config)
         + _check_runs(config)
         + _check_eval(config)
         + _check_files(config)
     )
+    return problems if build else problems + _check_built(config)
