@@ -119,6 +119,16 @@ def display_url(url: str) -> str:
 _HOST = socket.gethostname()
 
 
+@contextlib.contextmanager
+def _flocked(fd: int) -> Iterator[None]:
+    """Hold an exclusive lock on open file `fd` (across processes) while the block runs."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 @dataclass
 class Reply:
     """What a request returned (from the server or from the cache)."""
@@ -209,15 +219,12 @@ class ReplyCache:
             flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
             fd = self._fds[bucket] = os.open(self.path(bucket), flags, 0o644)
         data = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with _flocked(fd):
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
             os.write(fd, data)
             os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
         self.entries.setdefault(entry["key"], entry)
 
     def claim_path(self, key: str) -> Path:
@@ -231,11 +238,8 @@ class ReplyCache:
             folder.mkdir(exist_ok=True)
             path = folder / f"bucket-{bucket:03d}.lock"
             fd = self._claim_fds[bucket] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with _flocked(fd):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _live_owner(self, key: str) -> dict[str, Any] | None:
         """The claim record of `key` if its owner may still send it, else None."""

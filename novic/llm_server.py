@@ -83,16 +83,25 @@ def _die_with_parent() -> None:
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
 
 
+def _proc_stat(pid: int) -> tuple[str, list[str]] | None:
+    """(command name, the fields after it) of /proc/PID/stat, None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode(errors="replace")
+        return text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+
+
 def process_start_time(pid: int) -> int | None:
     """When process `pid` started (clock ticks since boot; -1 for a zombie), None if unknown.
 
     With the pid it names one process: a pid can be reused once its process has ended.
     """
+    stat = _proc_stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return -1 if fields[0] == b"Z" else int(fields[19])
-    except (OSError, IndexError, ValueError):
+        return None if stat is None else -1 if stat[1][0] == "Z" else int(stat[1][19])
+    except (IndexError, ValueError):
         return None
 
 
@@ -110,12 +119,10 @@ def process_alive(pid: int, start: int | None = None) -> bool:
 
 def _parent(pid: int) -> tuple[int, str]:
     """(parent pid, command name) of process `pid`, or (0, "") if unknown."""
+    stat = _proc_stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode(errors="replace")
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        return int(text.rsplit(")", 1)[1].split()[1]), name
-    except (OSError, ValueError, IndexError):
+        return (0, "") if stat is None else (int(stat[1][1]), stat[0])
+    except (IndexError, ValueError):
         return 0, ""
 
 
