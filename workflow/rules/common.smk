@@ -75,6 +75,11 @@ def run_heldout_files(wildcards):
     return list(run_heldout(wildcards.run).values())
 
 
+def run_shards(run):
+    """Every embedding shard of a run's mix, in one list."""
+    return [path for paths in run_sources(run).values() for path in paths]
+
+
 # --- Multiset prompts (prompts.smk) ---
 
 
@@ -159,7 +164,7 @@ def embed_params(wildcards):
 
 
 def run_mix_shards(wildcards):
-    return [path for paths in run_sources(wildcards.run).values() for path in paths]
+    return run_shards(wildcards.run)
 
 
 def mix_params(wildcards):
@@ -248,8 +253,7 @@ def final_outputs():
     # The embeddings a model was trained on are targets too: a deleted shard is rebuilt (and
     # what was trained on it re-runs) instead of passing as done.
     for run in runs:
-        outputs += [p for paths in run_sources(run).values() for p in paths]
-        outputs += list(run_heldout(run).values())
+        outputs += run_shards(run) + list(run_heldout(run).values())
     if config["build"]["evaluate"]:
         names = [*built_benchmarks(config), "text"]
         outputs += expand("results/eval/{run}/{name}.json", run=runs, name=names)
