@@ -28,7 +28,7 @@ import torch
 
 from novic.checkpoint import CheckpointError, load_decoder
 from novic.decoding import NounDecoder, Prediction
-from novic.device import resolve_device
+from novic.device import check_device
 from novic.embedders import Embedder, EmbedderLoadError, load_embedder
 from novic.settings import DEFAULT_GENCFG
 
@@ -78,30 +78,6 @@ def load_image(source: Any) -> Any:
     if hasattr(source, "convert"):
         return to_rgb(source)
     return open_image(source)
-
-
-def check_device(device: str | torch.device | None) -> torch.device:
-    """The torch device for `device` ('auto', 'cpu', 'cuda', 'cuda:N', ...), or a ValueError
-    naming it when it is malformed or this machine lacks it."""
-    try:
-        dev = resolve_device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"device {device!r}: not a device name (auto, cpu, cuda, cuda:N)") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {device!r}: CUDA is not available on this machine (no GPU visible, or "
-                "torch built without CUDA); use device cpu or auto"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r}: MPS is not available on this machine")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r}: not supported here (auto, cpu, cuda, cuda:N, mps)")
-    return dev
 
 
 class Classifier:

@@ -1,4 +1,4 @@
-"""Torch device helpers: picking a job's device and waiting for its queued work."""
+"""Torch device helpers: picking a job's device, checking a named one, waiting for queued work."""
 
 from __future__ import annotations
 
@@ -32,3 +32,29 @@ def synchronize(device: torch.device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """The torch device for `device` ('auto', 'cpu', 'cuda', 'cuda:N', ...), or a ValueError
+    naming it when it is malformed or this machine lacks it."""
+    import torch
+
+    try:
+        dev = resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"device {device!r}: not a device name (auto, cpu, cuda, cuda:N)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r}: CUDA is not available on this machine (no GPU visible, or "
+                "torch built without CUDA); use device cpu or auto"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: not supported here (auto, cpu, cuda, cuda:N, mps)")
+    return dev
