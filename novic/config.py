@@ -25,20 +25,10 @@ from novic.settings import (
     validate_run,
 )
 
-__all__ = ["ConfigError", "check", "lookup", "validate_config"]
+__all__ = ["ConfigError", "check", "validate_config"]
 
 RESERVED_BENCHMARKS = ("text",)  # results/eval/{run}/text.json is the text side
 MAX_VALUES = 200_000  # far above any real config; a YAML alias bomb expands past it
-
-
-def lookup(config: Mapping[str, Any], section: str) -> Any:
-    """The value at a dotted key path ("runs.tiny_ft9.train")."""
-    node: Any = config
-    for part in section.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ConfigError(f"{section}: no such key in the configuration")
-        node = node[part]
-    return node
 
 
 def _key_path(path: Iterator[Any] | Any) -> str:

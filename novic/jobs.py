@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from novic.config import lookup
-from novic.schema import runtime_values
+from novic.schema import lookup, runtime_values
 
 if TYPE_CHECKING:
     import torch

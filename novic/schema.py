@@ -55,6 +55,16 @@ def section_schema(section: str, root: Mapping[str, Any] | None = None) -> dict[
     return dict(node)
 
 
+def lookup(config: Mapping[str, Any], section: str) -> Any:
+    """The value at a dotted key path ("runs.tiny_ft9.train")."""
+    node: Any = config
+    for part in section.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ConfigError(f"{section}: no such key in the configuration")
+        node = node[part]
+    return node
+
+
 def _merge_missing(value: MutableMapping[str, Any], default: Mapping[str, Any]) -> None:
     for key, item in default.items():
         if key not in value:

@@ -2,8 +2,8 @@
 # section per stage (snakemake --lint wants functions in common.smk, rule files declarative).
 # Helpers only look things up: cross-key rules live in novic.config.check.
 
-from novic.config import built_benchmarks, built_runs, lookup, validate_config
-from novic.schema import without_runtime
+from novic.config import built_benchmarks, built_runs, validate_config
+from novic.schema import lookup, without_runtime
 from novic.textdata import shard_name
 
 validate_config(config)
