@@ -5,6 +5,9 @@
     for result in clf.classify(["cat.jpg", "dog.png"]):
         print(result.source, result.predictions[:3] if result.ok else result.error)
 
+`clf.classify_texts(["a dog on a beach"])` decodes text embeddings the same way (a Result per
+text, its `source` the text): what the decoder makes of a caption, without the modality gap.
+
 `novic classify --model PATH IMAGE...` (novic.cli) prints the same. Images are read one by one
 and shrunk as they are read (novic.datasets.open_image: 16-bit and float images scaled to 8 bits,
 regular files only, at most MAX_PIXELS); a file that is missing or not an image gives a result
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +40,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Result:
-    """The predictions for one image, or why there are none."""
+    """The predictions for one image (or text), or why there are none."""
 
     source: str
     predictions: list[Prediction] = field(default_factory=list)
     error: str = ""
+    source_type: str = "image"  # "image" or "text": what `source` is, its key in to_dict
 
     @property
     def ok(self) -> bool:
@@ -49,9 +53,9 @@ class Result:
 
     def to_dict(self, top_k: int | None = None) -> dict[str, Any]:
         if not self.ok:
-            return {"image": self.source, "error": self.error}
+            return {self.source_type: self.source, "error": self.error}
         return {
-            "image": self.source,
+            self.source_type: self.source,
             "predictions": [
                 {"noun": p.noun, "prob": p.prob, "logprob": p.logprob, "score": p.score,
                  "kind": p.kind}
@@ -68,6 +72,20 @@ def detokenizer(tokenizer: Any) -> Callable[[list[int]], str]:
     if hasattr(tokenizer, "decode"):
         return lambda ids: tokenizer.decode(ids)
     return lambda ids: " ".join(map(str, ids))
+
+
+def locate_tower(spec: Mapping[str, Any], decoder: str | Path) -> dict[str, Any]:
+    """An embedder spec whose relative image tower checkpoint (locked_text specs store it
+    relative to the project) is found from the working directory or, failing that, from the
+    folders above the decoder file (results/models/RUN/decoder.pt lies 3 levels down)."""
+    spec = dict(spec)
+    tower = spec.get("checkpoint")
+    if "locked_text" not in spec or not tower or Path(tower).is_absolute() or Path(tower).exists():
+        return spec
+    for folder in Path(decoder).resolve().parents:
+        if (folder / tower).is_file():
+            return spec | {"checkpoint": str(folder / tower)}
+    return spec
 
 
 def load_image(source: Any) -> Any:
@@ -117,9 +135,8 @@ class Classifier:
         if embedder is None:
             if "embedder_spec" not in meta:
                 raise ValueError(f"{checkpoint}: the checkpoint names no embedder (meta)")
-            embedder = load_embedder(
-                meta["embedder_spec"], self.device, cache_dir=cache_dir, offline=offline
-            )
+            spec = locate_tower(meta["embedder_spec"], checkpoint)
+            embedder = load_embedder(spec, self.device, cache_dir=cache_dir, offline=offline)
         self.embedder = embedder
         self._check_embedder(checkpoint, meta)
         self.batch_size = batch_size
@@ -189,6 +206,14 @@ class Classifier:
         flush()
         return results
 
+    def classify_texts(self, texts: Sequence[str]) -> list[Result]:
+        """Predictions for each text's embedding, in order, decoded as images are."""
+        texts = list(texts)
+        if not texts:
+            return []
+        preds = self.decode(self.embedder.encode_texts(texts, batch_size=self.batch_size))
+        return [Result(t, p, source_type="text") for t, p in zip(texts, preds, strict=True)]
+
 
 def classify_command(
     model: str,
@@ -202,8 +227,10 @@ def classify_command(
     cache_dir: str | None,
     allow_download: bool = False,
     trust_pickled: bool = False,
+    texts: Sequence[str] = (),
 ) -> int:
-    """What `novic classify` runs; returns the exit status (1 if any image failed)."""
+    """What `novic classify` runs on images, then texts; returns the exit status (1 if any
+    image failed)."""
     import json
     import sys
 
@@ -226,7 +253,7 @@ def classify_command(
             raise
         raise EmbedderLoadError(f"{exc} (--allow-download lets novic classify fetch it)") from exc
     loaded = time.perf_counter()
-    results = clf.classify(images)
+    results = clf.classify(images) + clf.classify_texts(texts)
     done = time.perf_counter()
     if as_json:
         out = {
@@ -244,8 +271,9 @@ def classify_command(
             shown = ", ".join(f"{p.noun} ({p.prob:.3f})" for p in r.predictions[:top_k])
             print(f"{r.source}: {shown}")
     ok = sum(r.ok for r in results)
+    what = "images and texts" if images and texts else "texts" if texts else "images"
     print(
-        f"{ok} of {len(results)} images classified on {clf.device} "
+        f"{ok} of {len(results)} {what} classified on {clf.device} "
         f"(load {loaded - start:.1f} s, classify {done - loaded:.2f} s)",
         file=sys.stderr,
     )

@@ -44,10 +44,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+def caption_file(path: str) -> list[str]:
+    """argparse type: the captions in a file, one per line, blank and '#' lines skipped; '-' is
+    stdin."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {reason}") from None
+    return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+
+
 def classify(args: argparse.Namespace) -> int:
-    """Print the top nouns of each image (novic.classify)."""
+    """Print the top nouns of each image and text (novic.classify)."""
     from novic.classify import classify_command
 
+    if not (args.images or args.texts):
+        args.error("nothing to classify: give image files, --text or --text-file")
     try:
         return classify_command(
             args.model,
@@ -61,6 +78,7 @@ def classify(args: argparse.Namespace) -> int:
             args.cache_dir,
             allow_download=args.allow_download,
             trust_pickled=args.trust_pickled_checkpoint,
+            texts=args.texts or [],
         )
     except (OSError, ValueError, RuntimeError) as error:  # bad model, config or embedder
         print(f"novic classify: {error}", file=sys.stderr)
@@ -70,8 +88,25 @@ def classify(args: argparse.Namespace) -> int:
 def add_classify(commands: argparse._SubParsersAction) -> None:
     from novic.settings import DEFAULT_GENCFG
 
-    cmd = commands.add_parser("classify", help="name the objects in images with a trained model")
-    cmd.add_argument("images", nargs="+", help="image files")
+    cmd = commands.add_parser(
+        "classify", help="name the objects in images (or texts) with a trained model"
+    )
+    cmd.add_argument("images", nargs="*", help="image files")
+    cmd.add_argument(
+        "--text",
+        action="append",
+        dest="texts",
+        metavar="TEXT",
+        help="a caption to decode from its text embedding (repeatable)",
+    )
+    cmd.add_argument(
+        "--text-file",
+        action="extend",
+        dest="texts",
+        type=caption_file,
+        metavar="FILE",
+        help="captions, one per line ('#' lines skipped; - for stdin)",
+    )
     cmd.add_argument(
         "--model", required=True, help="decoder checkpoint (results/models/RUN/decoder.pt)"
     )
@@ -92,7 +127,7 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read an old pickled decoder file; unpickling can run code hidden in the file",
     )
-    cmd.set_defaults(run=classify)
+    cmd.set_defaults(run=classify, error=cmd.error)
 
 
 def convert_checkpoint(args: argparse.Namespace) -> int:

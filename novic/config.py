@@ -221,6 +221,14 @@ def _check_built(config: Mapping[str, Any]) -> list[str]:
         spec = config["embedders"][key]
         if "checkpoint" in spec:
             problems += _missing(f"embedders.{key}.checkpoint", spec["checkpoint"], "weights file")
+        elif "locked_text" in spec:  # rule train_image_tower reads these
+            tower = spec["locked_text"]
+            problems += _missing(f"embedders.{key}.locked_text.classes", tower["classes"], "file")
+            if not Path(tower["root"]).is_dir():
+                problems.append(
+                    f"embedders.{key}.locked_text.root: folder {tower['root']} does not exist "
+                    f"(expected {LAYOUTS['fashion_mnist']})"
+                )
     return problems
 
 

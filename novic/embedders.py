@@ -10,19 +10,30 @@ An embedder is named by a short config key (`embedders:` in the config) whose va
                                                        big_vision SigLIP), for offline nodes
     {arch: ViT-B-32, random: {seed: 0}}                an architecture with random weights, on
                                                        purpose (speed benchmarks only)
-    {tiny: {seed: 0}}                                  this project's small random CLIP (tests,
-                                                       the offline quickstart)
+    {tiny: {seed: 0}}                                  this project's small random CLIP (fast
+                                                       tests)
+    {sentence: minilm}                                 a text-only sentence encoder (minilm =
+                                                       all-MiniLM-L6-v2 from its package, else a
+                                                       sentence-transformers folder)
+    {locked_text: {...}, checkpoint: FILE}             that text tower, locked, with a small image
+                                                       tower trained against it (novic.towers;
+                                                       the pipeline fills in the checkpoint)
 
 Hub and tag weights are downloaded once (rule prepare_embedder, on the submit host) into the
 Hugging Face cache (`cache_dir`, default HF_HOME); embedding jobs then load offline. A load that
 finds no weights raises EmbedderLoadError naming the ways out; it never falls back to random
 weights. Only `random` and `tiny` are random, and only when asked for.
 
+The embedders share one interface (Embedder): ClipEmbedder wraps open_clip models,
+SentenceEmbedder a text-only sentence encoder (encode_images raises TextOnlyError), and
+LockedTextEmbedder adds the trained image tower to it.
+
 Text encoding (Embedder.encode_texts) tokenizes with the model's own tokenizer, sorts texts by
 token length, and for towers with causal attention and end-of-text pooling (OpenAI CLIP, DFN,
 DataComp, tiny) cuts each batch's context to its longest sequence: with causal attention no
 token before the end-of-text token sees the padding, so the embedding is unchanged. Other towers
-(SigLIP: bidirectional, last-token pooling) use the full context. Outputs are float32, unit norm.
+(SigLIP: bidirectional, last-token pooling) use the full context. Sentence encoders mask their
+padding, so their batches are cut to the longest text too. Outputs are float32, unit norm.
 """
 
 from __future__ import annotations
@@ -53,13 +64,13 @@ TINY_CONFIG: dict[str, Any] = {
     "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
-KINDS = ("hub", "pretrained", "checkpoint", "random", "tiny")
+KINDS = ("hub", "pretrained", "checkpoint", "random", "tiny", "sentence", "locked_text")
 OFFLINE_HELP = (
     "Ways to get an embedder: (1) on a machine with internet, run the pipeline (rule "
     "prepare_embedder downloads the weights into the Hugging Face cache, embeddings.cache_dir or "
     "HF_HOME) and share that folder with offline nodes; (2) a local weights file: "
-    "{arch: ARCH, checkpoint: /path/to/file.pt}; (3) {tiny: {seed: 0}}, the project's small "
-    "random CLIP for tests and demos (chance-level image accuracy)."
+    "{arch: ARCH, checkpoint: /path/to/file.pt}; (3) {locked_text: {}}, the project's offline "
+    "CLIP (MiniLM text tower, image tower trained on Fashion-MNIST)."
 )
 
 
@@ -71,15 +82,21 @@ class EmbedderLoadError(RuntimeError):
     """Weights or tokenizer could not be loaded; the message says what to use instead."""
 
 
+class TextOnlyError(EmbedderError):
+    """Images given to an embedder without an image tower."""
+
+
 @dataclass(frozen=True)
 class EmbedderSpec:
-    """A parsed embedder spec. `name` is the hub id, the open_clip architecture, or "tiny"."""
+    """A parsed embedder spec. `name` is the hub id, the open_clip architecture, "tiny", or the
+    text tower of `sentence` and `locked_text`; `tower` the image tower's settings."""
 
     kind: str
     name: str
     pretrained: str = ""
     checkpoint: str = ""
     seed: int = 0
+    tower: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The spec in its config form."""
@@ -89,6 +106,11 @@ class EmbedderSpec:
             return {"tiny": {"seed": self.seed}}
         if self.kind == "random":
             return {"arch": self.name, "random": {"seed": self.seed}}
+        if self.kind == "sentence":
+            return {"sentence": self.name}
+        if self.kind == "locked_text":
+            where = {"checkpoint": self.checkpoint} if self.checkpoint else {}
+            return {"locked_text": dict(self.tower or {}), **where}
         extra = {"pretrained": self.pretrained} if self.kind == "pretrained" else {}
         return {
             "arch": self.name,
@@ -103,6 +125,9 @@ class EmbedderSpec:
             "checkpoint": f"{self.name} from checkpoint {self.checkpoint}",
             "random": f"{self.name} with random weights (seed {self.seed})",
             "tiny": f"the project's tiny CLIP v{TINY_VERSION} (random, seed {self.seed})",
+            "sentence": f"text-only sentence encoder {self.name}",
+            "locked_text": f"locked text tower {self.name} with the image tower "
+            f"{self.checkpoint or '(not trained yet)'}",
         }[self.kind]
 
 
@@ -122,6 +147,33 @@ def parse_spec(spec: Mapping[str, Any], key: str = "embedder") -> EmbedderSpec:
         return EmbedderSpec("hub", name)
     if keys == {"tiny"}:
         return EmbedderSpec("tiny", "tiny", seed=_seed(spec["tiny"], f"{key}.tiny"))
+    if keys == {"sentence"}:
+        if not isinstance(spec["sentence"], str) or not spec["sentence"]:
+            raise EmbedderError(f"embedders.{key}.sentence: expected a name, got {spec!r}")
+        return EmbedderSpec("sentence", spec["sentence"])
+    if "locked_text" in keys and keys <= {"locked_text", "checkpoint"}:
+        from jsonschema import Draft202012Validator
+
+        from novic.schema import ConfigError, section_schema
+        from novic.settings import ImageTowerSettings, from_section
+
+        where = f"embedders.{key}.locked_text"
+        if not isinstance(spec["locked_text"], Mapping):
+            raise EmbedderError(f"{where}: expected a mapping, got {spec['locked_text']!r}")
+        problems = [
+            f"{where}{''.join(f'.{k}' for k in e.absolute_path)}: {e.message}"
+            for e in Draft202012Validator(section_schema(ImageTowerSettings.SECTION)).iter_errors(
+                spec["locked_text"]
+            )
+        ]
+        if problems:
+            raise EmbedderError("; ".join(problems))
+        try:
+            tower = from_section(ImageTowerSettings, spec["locked_text"], where).to_dict()
+        except (ConfigError, TypeError) as exc:
+            raise EmbedderError(str(exc)) from exc
+        checkpoint = str(spec.get("checkpoint", ""))
+        return EmbedderSpec("locked_text", tower["text"], checkpoint=checkpoint, tower=tower)
     if "arch" in keys and isinstance(spec["arch"], str) and spec["arch"]:
         arch, rest = spec["arch"], keys - {"arch"}
         if rest == {"pretrained"}:
@@ -133,7 +185,8 @@ def parse_spec(spec: Mapping[str, Any], key: str = "embedder") -> EmbedderSpec:
     raise EmbedderError(
         f"embedders.{key}: {dict(spec)!r} is not an embedder spec; use one of "
         "{hub: ORG/NAME}, {arch: ARCH, pretrained: TAG}, {arch: ARCH, checkpoint: FILE}, "
-        "{arch: ARCH, random: {seed: N}}, {tiny: {seed: N}}"
+        "{arch: ARCH, random: {seed: N}}, {tiny: {seed: N}}, {sentence: NAME}, "
+        "{locked_text: {...}}"
     )
 
 
@@ -168,8 +221,14 @@ def spec_sha256(spec: EmbedderSpec) -> str:
     ident: dict[str, Any] = {"spec": spec.to_dict()}
     if spec.kind == "tiny":
         ident["tiny"] = {"version": TINY_VERSION, "config": TINY_CONFIG}
-    if spec.kind == "checkpoint":
+    if spec.kind in ("sentence", "locked_text"):
+        from novic.towers import text_weights_sha256
+
+        ident["text_sha256"] = text_weights_sha256(spec.name)
+    if spec.kind in ("checkpoint", "locked_text") and spec.checkpoint:
         ident["checkpoint_sha256"] = sha256_file(spec.checkpoint)
+    if spec.kind == "locked_text":  # the tower file's content, not where it lies
+        ident["spec"].pop("checkpoint", None)
     return sha256_json(ident)
 
 
@@ -241,7 +300,11 @@ def _causal_tower(model: nn.Module) -> _TextTower | None:
 
 
 class Embedder:
-    """A loaded CLIP model with its tokenizer and image preprocessing, in eval mode."""
+    """A loaded embedder in eval mode: its model, tokenizer and image preprocessing.
+
+    Subclasses give the text features of a token batch (`_encode`), the context each text needs
+    (`token_lengths`) and, where there is an image tower, the image features (`_encode_images`).
+    """
 
     def __init__(
         self,
@@ -260,58 +323,48 @@ class Embedder:
         self.preprocess = preprocess
         self.device = device
         self.context_length = int(getattr(tokenizer, "context_length", 0) or 77)
-        self._tower = _causal_tower(self.model)
         self._sha256: str | None = None
-        self.truncates = self._tower is not None
+        self.truncates = False
         dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "none": None}
         if autocast not in dtypes:
             raise EmbedderError(f"autocast must be one of {sorted(dtypes)}, got {autocast!r}")
         self.autocast = dtypes[autocast] if device.type == "cuda" else None
+        self._setup()
         with torch.no_grad():
             self.dim = int(self._encode(self.tokenize(["a photo."])).shape[-1])
+
+    def _setup(self) -> None:
+        """Inspect the loaded model (after it moved to its device), before the first encoding."""
+
+    def _autocast(self) -> Any:
+        import torch
+
+        on = self.autocast is not None
+        return torch.autocast(self.device.type, self.autocast, enabled=on)
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Token ids [N, context] (int64) from the model's own tokenizer."""
         return self.tokenizer(list(texts))
 
     def token_lengths(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Per text, the context that must be kept: up to and including the pooled token."""
+        """Per text, the context that must be kept (all of it unless the tower allows cuts)."""
         import torch
 
-        if self._tower is None:
-            return torch.full((tokens.shape[0],), tokens.shape[1], dtype=torch.long)
-        if self._tower.pool_type == "eos":
-            return (tokens == self._tower.eos_id).int().argmax(dim=-1) + 1
-        return tokens.argmax(dim=-1) + 1
+        return torch.full((tokens.shape[0],), tokens.shape[1], dtype=torch.long)
 
     def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Unnormalised text features of a batch (truncated tokens are fine for causal towers)."""
-        import torch
-        from open_clip.transformer import text_global_pool
-        from torch import nn
+        """Unnormalised float32 text features of a batch of token ids."""
+        raise NotImplementedError
 
-        tokens = tokens.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, self.autocast, enabled=self.autocast is not None):
-            if self._tower is None:
-                return self.model.encode_text(tokens).float()
-            t = self._tower
-            length = tokens.shape[1]
-            cast = t.transformer.get_cast_dtype()
-            x = t.token_embedding(tokens).to(cast) + t.positional_embedding[:length].to(cast)
-            x = t.transformer(x, attn_mask=t.attn_mask[:length, :length])
-            x = t.ln_final(x)
-            x = text_global_pool(x, tokens, t.pool_type, eos_token_id=t.eos_id)
-            if isinstance(t.projection, nn.Linear):
-                x = t.projection(x)
-            elif t.projection is not None:
-                x = x @ t.projection
-            return x.float()
+    def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Unnormalised float32 image features of a preprocessed batch."""
+        raise NotImplementedError
 
     def encode_tokens(self, tokens: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Unit-norm float32 embeddings [N, F] of tokenized texts, in input order.
 
-        Texts are encoded in order of token length; for causal towers each batch's context is cut
-        to its longest text, which leaves the embeddings unchanged.
+        Texts are encoded in order of token length; where the tower allows it (`truncates`)
+        each batch's context is cut to its longest text, which leaves the embeddings unchanged.
         """
         import torch
         import torch.nn.functional as F
@@ -344,11 +397,10 @@ class Embedder:
         for start in range(0, n, batch_size):
             part = images[start : start + batch_size]
             if not isinstance(part, torch.Tensor):
-                part = torch.stack([self.preprocess(img.convert("RGB")) for img in part])
+                part = torch.stack([self.preprocess(img) for img in part])
             part = part.to(self.device, non_blocking=True)
-            on = self.autocast is not None
-            with torch.no_grad(), torch.autocast(self.device.type, self.autocast, enabled=on):
-                emb = self.model.encode_image(part).float()
+            with torch.no_grad(), self._autocast():
+                emb = self._encode_images(part).float()
             out[start : start + len(part)] = F.normalize(emb, dim=-1).cpu().numpy()
         return out
 
@@ -359,11 +411,15 @@ class Embedder:
             self._sha256 = spec_sha256(self.spec)
         return self._sha256
 
-    def info(self) -> dict[str, Any]:
-        """What identifies and describes this embedder (written next to its embeddings)."""
+    def versions(self) -> dict[str, str]:
+        """The library versions that shape the embeddings."""
         import open_clip
         import torch
 
+        return {"open_clip": open_clip.__version__, "torch": torch.__version__}
+
+    def info(self) -> dict[str, Any]:
+        """What identifies and describes this embedder (written next to its embeddings)."""
         return {
             "spec": self.spec.to_dict(),
             "description": self.spec.describe(),
@@ -372,9 +428,96 @@ class Embedder:
             "context_length": self.context_length,
             "tokenizer": type(self.tokenizer).__name__,
             "truncated_context": self.truncates,
-            "open_clip": open_clip.__version__,
-            "torch": torch.__version__,
+            **self.versions(),
         }
+
+
+class ClipEmbedder(Embedder):
+    """An open_clip model (hub, pretrained tag, local checkpoint, random or tiny)."""
+
+    def _setup(self) -> None:
+        self._tower = _causal_tower(self.model)
+        self.truncates = self._tower is not None
+
+    def token_lengths(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Per text, the context that must be kept: up to and including the pooled token."""
+        if self._tower is None:
+            return super().token_lengths(tokens)
+        if self._tower.pool_type == "eos":
+            return (tokens == self._tower.eos_id).int().argmax(dim=-1) + 1
+        return tokens.argmax(dim=-1) + 1
+
+    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Unnormalised text features of a batch (truncated tokens are fine for causal towers)."""
+        from open_clip.transformer import text_global_pool
+        from torch import nn
+
+        tokens = tokens.to(self.device, non_blocking=True)
+        with self._autocast():
+            if self._tower is None:
+                return self.model.encode_text(tokens).float()
+            t = self._tower
+            length = tokens.shape[1]
+            cast = t.transformer.get_cast_dtype()
+            x = t.token_embedding(tokens).to(cast) + t.positional_embedding[:length].to(cast)
+            x = t.transformer(x, attn_mask=t.attn_mask[:length, :length])
+            x = t.ln_final(x)
+            x = text_global_pool(x, tokens, t.pool_type, eos_token_id=t.eos_id)
+            if isinstance(t.projection, nn.Linear):
+                x = t.projection(x)
+            elif t.projection is not None:
+                x = x @ t.projection
+            return x.float()
+
+    def encode_images(
+        self, images: Sequence[Any] | torch.Tensor, batch_size: int = 64
+    ) -> np.ndarray:
+        if not hasattr(images, "shape"):
+            images = [img.convert("RGB") for img in images]
+        return super().encode_images(images, batch_size)
+
+    def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(images)
+
+
+class SentenceEmbedder(Embedder):
+    """A text-only sentence encoder (novic.towers.SentenceTower): mean pooling over the
+    non-padding tokens, so each batch is cut to its longest text."""
+
+    def _setup(self) -> None:
+        self.truncates = True
+
+    def token_lengths(self, tokens: torch.Tensor) -> torch.Tensor:
+        return (tokens != self.tokenizer.pad_id).sum(dim=-1)
+
+    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens.to(self.device, non_blocking=True)
+        with self._autocast():
+            return self.model.text(tokens, self.tokenizer.pad_id).float()
+
+    def encode_images(
+        self, images: Sequence[Any] | torch.Tensor, batch_size: int = 64
+    ) -> np.ndarray:
+        raise TextOnlyError(
+            f"embedder {self.spec.to_dict()} ({self.spec.describe()}) encodes text only: it has "
+            "no image tower. For images use an image-text embedder such as {locked_text: {}} or "
+            "an open_clip model."
+        )
+
+    def versions(self) -> dict[str, str]:
+        import torch
+        import transformers
+
+        return {"transformers": transformers.__version__, "torch": torch.__version__}
+
+
+class LockedTextEmbedder(SentenceEmbedder):
+    """The sentence encoder, locked, with the image tower trained against it (novic.towers)."""
+
+    encode_images = Embedder.encode_images
+
+    def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.image(images)
 
 
 def _build_tiny(seed: int) -> tuple[nn.Module, Any, Any]:
@@ -415,7 +558,9 @@ def load_embedder(
     start = time.perf_counter()
     if spec.kind == "tiny":
         model, tokenizer, preprocess = _build_tiny(spec.seed)
-        return Embedder(spec, model, tokenizer, preprocess, device, autocast)
+        return ClipEmbedder(spec, model, tokenizer, preprocess, device, autocast)
+    if spec.kind in ("sentence", "locked_text"):
+        return _load_towers(spec, device, autocast, key)
     name = f"hf-hub:{spec.name}" if spec.kind == "hub" else spec.name
     kwargs: dict[str, Any] = {"cache_dir": cache_dir}
     if spec.kind == "checkpoint":
@@ -442,4 +587,32 @@ def load_embedder(
             f"{type(exc).__name__}: {exc}. {OFFLINE_HELP}"
         ) from exc
     log.info("loaded %s in %.1f s", spec.describe(), time.perf_counter() - start)
-    return Embedder(spec, model, tokenizer, preprocess, device, autocast)
+    return ClipEmbedder(spec, model, tokenizer, preprocess, device, autocast)
+
+
+def _load_towers(spec: EmbedderSpec, device: torch.device, autocast: str, key: str) -> Embedder:
+    """A sentence encoder, with its trained image tower for `locked_text` (novic.towers)."""
+    from torch import nn
+
+    from novic import towers
+
+    try:
+        text = towers.SentenceTower(spec.name)
+        tokenizer = towers.SentenceTokenizer(spec.name)
+        if spec.kind == "sentence":
+            model = nn.ModuleDict({"text": text})
+            return SentenceEmbedder(spec, model, tokenizer, None, device, autocast)
+        if not spec.checkpoint:
+            raise towers.TowerError(
+                "no image tower checkpoint: the pipeline trains one (rule train_image_tower); "
+                "elsewhere give its file as `checkpoint`"
+            )
+        image, meta = towers.load_tower(spec.checkpoint, spec.tower)
+        if meta["text_sha256"] != towers.text_weights_sha256(spec.name):
+            raise towers.TowerError(
+                f"{spec.checkpoint} was trained against another text tower than {spec.name}"
+            )
+    except (towers.TowerError, OSError, ValueError) as exc:
+        raise EmbedderLoadError(f"embedders.{key}: {spec.to_dict()}: {exc}") from exc
+    model = nn.ModuleDict({"text": text, "image": image})
+    return LockedTextEmbedder(spec, model, tokenizer, towers.preprocess_image, device, autocast)

@@ -9,6 +9,7 @@ This module imports no torch, so checking a config (the Snakefile's parse) stays
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -58,6 +59,27 @@ class Settings:
     @classmethod
     def from_config(cls: type[S], cfg: Mapping[str, Any] | None = None) -> S:
         return from_section(cls, cfg)
+
+
+# --- embedders ----------------------------------------------------------------------------------
+
+
+@schema_defaults("embedders.*.locked_text")
+class ImageTowerSettings(Settings):
+    """How the offline embedder's image tower is trained (novic.towers)."""
+
+    text: str
+    root: str
+    classes: str
+    train_images: int
+    epochs: int
+    batch_size: int
+    lr: float
+    width: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 # --- captions -----------------------------------------------------------------------------------
@@ -261,6 +283,7 @@ class NoiseSettings(Settings):
 
     scheme: str
     vec_norm: float
+    vec_angle: float | None
     angle_min: float
     angle_max: float
     angle_std: float
@@ -270,7 +293,9 @@ class NoiseSettings(Settings):
         s = self.scheme
         if s not in NOISE_SCHEMES:
             raise ConfigError(f"noise.scheme: {s!r} is not one of {', '.join(NOISE_SCHEMES)}")
-        if s in ("GaussElem", "GaussVec", "GaussElemUniformAngle") and self.vec_norm <= 0:
+        if self.vec_angle is not None and not 0 < self.vec_angle < 90:
+            raise ConfigError(f"noise.vec_angle must be in (0, 90) degrees, got {self.vec_angle}")
+        if s in ("GaussElem", "GaussVec", "GaussElemUniformAngle") and self.strength <= 0:
             raise ConfigError(f"noise.vec_norm must be > 0 for scheme {s}, got {self.vec_norm}")
         uses_range = s in ("UniformAngle", "GaussElemUniformAngle")
         if uses_range and not 0 <= self.angle_min <= self.angle_max <= 180:
@@ -285,6 +310,13 @@ class NoiseSettings(Settings):
             )
         if not 0 <= self.mix_ratio <= 1:
             raise ConfigError(f"noise.mix_ratio must be in [0, 1], got {self.mix_ratio}")
+
+    @property
+    def strength(self) -> float:
+        """The GaussElem/GaussVec vector length: tan(vec_angle) when the angle is given."""
+        if self.vec_angle is not None:
+            return math.tan(math.radians(self.vec_angle))
+        return self.vec_norm
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -471,6 +503,7 @@ class EvalSettings(Settings):
 
 
 SETTINGS = (
+    ImageTowerSettings,
     LLMSettings,
     RequestSettings,
     GenerateSettings,

@@ -1,10 +1,11 @@
 """Target tokenisation: the nouns a decoder learns, as compact token sequences.
 
 Each target noun (its canonical `target_noun`) is tokenised with the embedder's own tokenizer,
-without a start token and with the end token (reference section 5). Only the token ids that
-occur in the vocabulary's nouns are kept and renumbered 1..V-1 in increasing raw-id order;
-compact id 0 is the end token and also the padding. Cmax is the longest tokenisation, end token
-included.
+without a start token and with the end token (reference section 5): CLIP's BPE for open_clip
+embedders, the WordPiece tokenizer of the text tower for sentence encoders (end token [SEP]).
+Only the token ids that occur in the vocabulary's nouns are kept and renumbered 1..V-1 in
+increasing raw-id order; compact id 0 is the end token and also the padding. Cmax is the longest
+tokenisation, end token included.
 
 `TargetTokens` holds the result: `nouns` (entry 0 is "", "no noun"), the dictionary `noun_ids`
 aligned with them, `raw_ids` (compact id -> tokenizer id, raw_ids[0] = the end token) and the
@@ -30,6 +31,14 @@ def load_tokenizer(spec: Mapping[str, Any], cache_dir: str | None = None) -> Any
     from novic.embedders import TINY_CONFIG, EmbedderLoadError, parse_spec
 
     parsed = parse_spec(spec)
+    if parsed.kind in ("sentence", "locked_text"):
+        from novic.towers import SentenceTokenizer, TowerError
+
+        try:
+            return SentenceTokenizer(parsed.name)
+        except (TowerError, OSError, ValueError) as exc:
+            msg = f"could not load the tokenizer of {parsed.describe()}: {exc}"
+            raise EmbedderLoadError(msg) from exc
     if parsed.kind == "tiny":
         return open_clip.SimpleTokenizer(context_length=TINY_CONFIG["text_cfg"]["context_length"])
     name = f"hf-hub:{parsed.name}" if parsed.kind == "hub" else parsed.name

@@ -1,16 +1,20 @@
 """Shared fixtures: a copy of the workflow whose noun stage has run once per session, one torch
-thread for modules of tiny models, and the tiny random CLIP."""
+thread for modules of tiny models, the tiny random CLIP, and a small trained image tower."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from project import copy_project, noun_targets, snakemake
 
 from novic.embedders import Embedder, load_embedder
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,48 @@ def one_torch_thread() -> Iterator[None]:
 def tiny() -> Embedder:
     """The project's tiny random CLIP (embedders.tiny, seed 0)."""
     return load_embedder({"tiny": {"seed": 0}})
+
+
+@dataclass(frozen=True)
+class SmallTower:
+    """An image tower checkpoint (`path`) trained with `settings` (a full locked_text section)."""
+
+    settings: dict[str, Any]
+    path: Path
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The locked_text embedder spec of this tower."""
+        return {"locked_text": self.settings, "checkpoint": str(self.path)}
+
+
+def small_tower_settings(**changes: Any) -> dict[str, Any]:
+    """Image tower settings small enough to train in seconds (3000 train images, one epoch)."""
+    from novic.settings import ImageTowerSettings
+
+    classes = str(REPO / "resources" / "class_names" / "fashion_mnist.txt")
+    values = {"train_images": 3000, "epochs": 1, "classes": classes, **changes}
+    return ImageTowerSettings.from_config(values).to_dict()
+
+
+@pytest.fixture(scope="session")
+def small_tower(tmp_path_factory: pytest.TempPathFactory) -> SmallTower:
+    """An image tower trained on the first 3000 Fashion-MNIST train images for one epoch (~3 s),
+    by a caller running torch on one thread (the tower pins itself to one thread anyway)."""
+    from novic.towers import save_tower, train_image_tower
+
+    settings = small_tower_settings()
+    path = tmp_path_factory.mktemp("tower") / "image_tower.safetensors"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        save_tower(*train_image_tower(settings), path)
+    finally:
+        torch.set_num_threads(before)
+    return SmallTower(settings, path)
+
+
+@pytest.fixture(scope="session")
+def locked_embedder(small_tower: SmallTower) -> Embedder:
+    """The locked_text embedder (MiniLM text tower) with the small image tower."""
+    return load_embedder(small_tower.spec)

@@ -3,6 +3,7 @@ the tiny CLIP, the bundled photos and deliberately broken files."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from tiny_decoder import NOUNS, TINY_SPEC, write_tiny_decoder
 
 from novic.classify import Classifier
 from novic.cli import main
+from novic.embedders import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((REPO / "resources" / "sample_images").glob("*.jpg"))
@@ -215,3 +217,63 @@ def test_a_12000px_image_is_shrunk_as_it_is_read(
     done = subprocess.run(probe, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) < bound_mb
+
+
+CAPTIONS = ["a worn acoustic guitar resting on a sofa", "a cat asleep on a red rug"]
+
+
+def test_classify_texts_decodes_each_texts_embedding(checkpoint: Path, tiny: Embedder) -> None:
+    clf = Classifier(checkpoint, "beam_k5_vnone_gp_t1_a0", device="cpu", batch_size=1)
+    results = clf.classify_texts(CAPTIONS)
+    assert [r.source for r in results] == CAPTIONS and all(r.ok for r in results)
+    assert clf.classify_texts([]) == []
+    for r in results:
+        assert len(r.predictions) == 5 and {p.noun for p in r.predictions} <= set(NOUNS)
+        probs = [p.prob for p in r.predictions]
+        assert probs == sorted(probs, reverse=True) and all(0 < p <= 1 for p in probs)
+        assert r.to_dict(1)["text"] == r.source
+    # the same as decoding the text's embedding from a separately loaded embedder
+    for text, result in zip(CAPTIONS, results, strict=True):
+        (direct,) = clf.decode(tiny.encode_texts([text]))
+        assert [p.noun for p in result.predictions] == [p.noun for p in direct]
+        assert [p.prob for p in result.predictions] == pytest.approx([p.prob for p in direct])
+
+
+def test_cli_classifies_texts_and_text_files_with_images(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    captions = tmp_path / "captions.txt"
+    captions.write_text(f"# a comment\n\n  {CAPTIONS[1]}  \n", encoding="utf-8")
+    args = ["classify", "--model", str(checkpoint), "--device", "cpu", "--top-k", "2"]
+    status = main([*args, str(PHOTOS[0]), "--text", CAPTIONS[0], "--text-file", str(captions)])
+    out = capsys.readouterr()
+    assert status == 0 and "3 of 3 images and texts classified on cpu" in out.err
+    lines = out.out.strip().splitlines()
+    assert [line.rsplit(": ", 1)[0] for line in lines] == [str(PHOTOS[0]), *CAPTIONS]
+    assert all(line.count("(") == 2 for line in lines)
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{CAPTIONS[0]}\n#{CAPTIONS[1]}\n"))
+    assert main([*args, "--json", "--text-file", "-"]) == 0
+    out = capsys.readouterr()
+    (result,) = json.loads(out.out)["results"]
+    assert result["text"] == CAPTIONS[0] and len(result["predictions"]) == 2
+    assert "1 of 1 texts classified" in out.err
+
+
+def test_cli_needs_an_input_and_names_an_unreadable_text_file(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.txt"
+    comments = tmp_path / "comments.txt"
+    comments.write_text("# nothing but a comment\n", encoding="utf-8")
+    for extra, message in (
+        ([], "nothing to classify: give image files, --text or --text-file"),
+        (["--text-file", str(comments)], "nothing to classify"),
+        (["--text-file", str(missing)], f"argument --text-file: cannot read {missing}: No such"),
+        (["--text-file", str(tmp_path)], f"argument --text-file: cannot read {tmp_path}: Is a"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["classify", "--model", str(checkpoint), *extra])
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err

@@ -255,7 +255,7 @@ def test_default_catalog_entries_merge_like_config_files():
             "eval": {"benchmarks": {"fashion_mnist": {"limit": 40}}},
         }
     )
-    assert set(config["embedders"]) == {"mine", "siglip_b16", "tiny"}
+    assert set(config["embedders"]) == {"mine", "siglip_b16", "tiny", "minilm", "fmnist_minilm"}
     fashion = config["eval"]["benchmarks"]["fashion_mnist"]
     assert fashion["limit"] == 40 and fashion["kind"] == "fashion_mnist"  # the rest is kept
     assert config["captions"]["llms"]["gpt35"]["model"] == "gpt-3.5-turbo-1106"

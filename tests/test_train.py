@@ -7,14 +7,13 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from memory_loader import MemoryLoader
 
 from novic.checkpoint import load_decoder
 from novic.model import ObjectDecoder
@@ -187,36 +186,6 @@ def test_a_weighted_target_outside_the_vocabulary_is_an_error() -> None:
 
 
 # --- a tiny training run -----------------------------------------------------------------------
-
-
-@dataclass
-class Batch:
-    embedding: torch.Tensor
-    targets: torch.Tensor
-    weights: torch.Tensor
-
-
-class MemoryLoader:
-    """The novic.loader API over tensors: a (seed, epoch) permutation, complete batches."""
-
-    def __init__(
-        self,
-        embedding: torch.Tensor,
-        targets: torch.Tensor,
-        weights: torch.Tensor,
-        batch_size: int,
-        seed: int = 0,
-    ) -> None:
-        self.embedding, self.targets, self.weights = embedding, targets, weights
-        self.batch_size, self.seed = batch_size, seed
-        self.rows_per_epoch, self.dim = embedding.shape[0], embedding.shape[1]
-
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(self.rows_per_epoch, generator=g)
-        for b in range(start_batch, self.rows_per_epoch // self.batch_size):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield Batch(self.embedding[idx], self.targets[idx], self.weights[idx])
 
 
 NOUN_IDS = [10, 11, 12, 13, 14, 15]

@@ -3,6 +3,9 @@
 # results/embedders/{embedder}.json                  the embedder's identity (spec hash, dim);
 #                                                    its weights are downloaded here, once, on
 #                                                    the submit host
+# results/embedders/{embedder}/image_tower.safetensors
+#                                                    an offline CLIP's image tower (locked_text
+#                                                    specs), trained on Fashion-MNIST's train split
 # results/embeddings/{embedder}/{dataset}/{part}.parquet
 #                                                    one job per text shard ({dataset}/{part}
 #                                                    mirrors results/: prompts/ft2/m1/part-0003,
@@ -17,6 +20,24 @@ TEXT_DATASET = r"prompts/ft\d+/m\d|captions/[A-Za-z0-9_-]+/ft\d+/samples"
 # Downloads need internet, which cluster compute nodes often lack: run on the submit host.
 localrules:
     prepare_embedder,
+
+
+rule train_image_tower:
+    input:
+        classes=lambda w: image_tower_params(w)["classes"],
+    output:
+        "results/embedders/{embedder}/image_tower.safetensors",
+    log:
+        "results/logs/embeddings/train_image_tower.{embedder}.log",
+    benchmark:
+        "results/benchmarks/embeddings/train_image_tower.{embedder}.tsv"
+    conda:
+        "../envs/novic.yaml"
+    threads: 1  # one thread: the same settings give the same weights
+    params:
+        cfg=image_tower_params,
+    script:
+        "../scripts/train_image_tower.py"
 
 
 rule prepare_embedder:
