@@ -34,6 +34,7 @@ def atomic_path(path: str | Path, sync: bool = False) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # again: some writers replace the file (safetensors)
         if sync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

@@ -4,12 +4,15 @@ Per run: the metrics table (every benchmark: zero-shot ceiling, NOVIC with the c
 predictions, semantic similarity, open-vocabulary points; the text side), training curves (loss,
 teacher-forced token accuracy, learning rate per chunk), accuracy against the zero-shot ceiling,
 the modality gap next to the training noise angles, and sample images with their predictions.
+Across runs: one table and one figure that put the runs side by side (e.g. the paper's ablation,
+the same decoder trained with and without noise).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,29 +116,39 @@ def accuracy_vs_ceiling(evals: Sequence[Mapping[str, Any]], path: str | Path, ti
 
 
 def modality_gap_plot(evals: Sequence[Mapping[str, Any]], path: str | Path, title: str) -> None:
-    """Histograms of image-text angles (matching and random classes) and of the noise angles."""
+    """Histograms of this run's image-text angles (own and other classes) and of its training
+    noise angles, their means in the legend; grey lines: the paper's SigLIP B/16 values."""
     import numpy as np
 
     plt = _pyplot()
     withgap = [e for e in evals if "modality_gap" in e]
     n = max(len(withgap), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4.4), squeeze=False, layout="constrained")
     for ax, e in zip(axes.flat, withgap, strict=False):
         gap = e["modality_gap"]
         h = gap["histograms"]
         centers = np.array(h["bins_deg"][:-1]) + 0.5
         for key, label in (
             ("matching", "image vs own class text"),
-            ("random", "image vs other class text"),
-            ("noise", "text vs noisy text (training)"),
+            ("random", "image vs other class texts"),
+            ("noise", "text vs noisy text (training noise)"),
         ):
             counts = np.array(h[key], dtype=float)
             if counts.sum():
+                mean = gap.get(f"{key}_deg", {}).get("mean")
+                label += "" if mean is None else f", mean {mean:.1f}\N{DEGREE SIGN}"
                 ax.plot(centers, counts / counts.sum(), label=label)
-        for key, style in (("matching", ":"), ("random", "--")):
-            ax.axvline(PAPER_GAP_DEG[key], color="grey", linestyle=style, linewidth=0.8)
+            elif key == "noise":  # keeps the legend's colours: trained without noise
+                ax.plot([], [], label="text vs noisy text: no training noise")
+        for key, style, label in (
+            ("matching", ":", "paper, SigLIP B/16: own class"),
+            ("random", "--", "paper, SigLIP B/16: other class"),
+        ):
+            deg = PAPER_GAP_DEG[key]
+            label = f"{label} {deg}\N{DEGREE SIGN}"
+            ax.axvline(deg, color="grey", linestyle=style, linewidth=0.8, label=label)
         ax.set(xlabel="angle (degrees)", ylabel="share", title=e["benchmark"], xlim=(0, 180))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below the axes
     if not withgap:
         axes.flat[0].axis("off")
         axes.flat[0].text(0.5, 0.5, "no labelled benchmark", ha="center")
@@ -143,14 +156,26 @@ def modality_gap_plot(evals: Sequence[Mapping[str, Any]], path: str | Path, titl
     _save(fig, path)
 
 
+def _pct(x: Any) -> str:
+    """A share as a percentage with two decimals ("" for none or NaN)."""
+    return "" if x is None or math.isnan(float(x)) else f"{100 * float(x):.2f}"
+
+
+def _deg(stats: Mapping[str, Any] | None) -> str:
+    """The mean of an angle summary of novic.evaluate.modality_gap ("" for none or NaN)."""
+    mean = (stats or {}).get("mean")
+    return "" if mean is None or math.isnan(float(mean)) else f"{float(mean):.1f}"
+
+
+def _text_name(source: str) -> str:
+    """The table's name of a text-side source (held-out templates or captions)."""
+    return f"text: held-out {source}" + ("" if source == "captions" else " templates")
+
+
 def metrics_rows(
     evals: Sequence[Mapping[str, Any]], text: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """One row per (benchmark or text source): the headline numbers in percent."""
-
-    def pct(x: Any) -> str:
-        return "" if x is None else f"{100 * float(x):.2f}"
-
     rows = []
     for e in evals:
         free = e.get("free", {})
@@ -159,15 +184,15 @@ def metrics_rows(
             {
                 "benchmark": e["benchmark"],
                 "images": e.get("evaluated", ""),
-                "zero-shot top-1 (ceiling)": pct(e.get("zero_shot", {}).get("top1")),
-                "class-list top-1": pct(e.get("guided", {}).get("top1")),
-                "class-list top-5": pct(e.get("guided", {}).get("top5")),
-                "free top-1": pct(free.get("top1")),
-                "free top-5": pct(free.get("top5")),
-                "semantic similarity": pct(free.get("semantic_similarity")),
-                "open-vocab score": pct(ov.get("score")),
-                "open-vocab overall (specificity)": pct(ov.get("overall_score")),
-                "chance": pct(e.get("zero_shot", {}).get("chance")),
+                "zero-shot top-1 (ceiling)": _pct(e.get("zero_shot", {}).get("top1")),
+                "class-list top-1": _pct(e.get("guided", {}).get("top1")),
+                "class-list top-5": _pct(e.get("guided", {}).get("top5")),
+                "free top-1": _pct(free.get("top1")),
+                "free top-5": _pct(free.get("top5")),
+                "semantic similarity": _pct(free.get("semantic_similarity")),
+                "open-vocab score": _pct(ov.get("score")),
+                "open-vocab overall (specificity)": _pct(ov.get("overall_score")),
+                "chance": _pct(e.get("zero_shot", {}).get("chance")),
                 "unmapped classes": len(e.get("guided", {}).get("classes_unmapped", [])),
                 "device": e.get("device", ""),
                 "images/s": f"{e.get('timings', {}).get('images_per_s', 0):.1f}",
@@ -176,11 +201,10 @@ def metrics_rows(
     for name, s in (text or {}).get("sources", {}).items():
         rows.append(
             {
-                "benchmark": f"text: held-out {name}"
-                + ("" if name == "captions" else " templates"),
+                "benchmark": _text_name(name),
                 "images": s.get("rows", 0),
-                "free top-1": pct(s.get("top1")),
-                "free top-5": pct(s.get("top5")),
+                "free top-1": _pct(s.get("top1")),
+                "free top-5": _pct(s.get("top5")),
                 "device": (text or {}).get("device", ""),
             }
         )
@@ -213,3 +237,194 @@ def run_report(
         training_curves(train_metrics, outputs["curves"], f"training of {run}")
     accuracy_vs_ceiling(evals, outputs["accuracy"], f"{run}: top-1 against the zero-shot ceiling")
     modality_gap_plot(evals, outputs["gap"], f"{run}: modality gap and training noise")
+
+
+# --- runs compared ----------------------------------------------------------------------------
+
+
+def noise_label(noise: Mapping[str, Any] | None) -> tuple[str, str]:
+    """A run's noise scheme and its strength in words (from config runs.{run}.noise)."""
+    noise = noise or {}
+    scheme = str(noise.get("scheme", "none"))
+    if noise.get("vec_angle") is not None:
+        gauss = f"typical angle {noise['vec_angle']:g} deg"
+    else:
+        gauss = f"vec_norm {noise.get('vec_norm', 0):g}"
+    span = f"{noise.get('angle_min', 0):g}-{noise.get('angle_max', 0):g} deg"
+    strength = {
+        "GaussElem": gauss,
+        "GaussVec": gauss,
+        "UniformAngle": span,
+        "GaussAngle": f"std {noise.get('angle_std', 0):g} deg, max {noise.get('angle_max', 0):g}",
+        "GaussElemUniformAngle": f"{gauss}; {noise.get('mix_ratio', 0):.0%} uniform {span}",
+    }.get(scheme, "")
+    return scheme, strength
+
+
+def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run and benchmark or text source, in percent.
+
+    `runs`: run name -> {"noise": its config noise section, "evals": its benchmark metrics
+    (novic.evaluate.evaluate_images), "text": its text-side metrics or None}. The free top-1 is
+    also given as a share of the zero-shot ceiling (the same embeddings, scored with the class
+    list); the angles are this run's measured mean image-to-own-class and training-noise angles.
+    """
+    rows: list[dict[str, Any]] = []
+    for run, r in runs.items():
+        scheme, strength = noise_label(r.get("noise"))
+        head = {"run": run, "noise": scheme, "noise strength": strength}
+        for e in r.get("evals", []):
+            zero_shot, free = e.get("zero_shot", {}), e.get("free", {})
+            ceiling, top1 = zero_shot.get("top1"), free.get("top1")
+            gap = e.get("modality_gap", {})
+            rows.append(
+                head
+                | {
+                    "benchmark": e["benchmark"],
+                    "images": e.get("evaluated", ""),
+                    "zero-shot top-1 (ceiling)": _pct(ceiling),
+                    "class-list top-1": _pct(e.get("guided", {}).get("top1")),
+                    "free top-1": _pct(top1),
+                    "free top-1 / ceiling": _pct(
+                        top1 / ceiling if top1 is not None and ceiling else None
+                    ),
+                    "semantic similarity": _pct(free.get("semantic_similarity")),
+                    "open-vocab score": _pct(e.get("open_vocab", {}).get("top1", {}).get("score")),
+                    "text top-1": "",
+                    "text top-5": "",
+                    "chance": _pct(zero_shot.get("chance")),
+                    "image-text angle (deg)": _deg(gap.get("matching_deg")),
+                    "noise angle (deg)": _deg(gap.get("noise_deg")),
+                }
+            )
+        for name, source in (r.get("text") or {}).get("sources", {}).items():
+            rows.append(
+                head
+                | {
+                    "benchmark": _text_name(name),
+                    "images": source.get("rows", 0),
+                    "text top-1": _pct(source.get("top1")),
+                    "text top-5": _pct(source.get("top5")),
+                }
+            )
+    return rows
+
+
+def _bar_groups(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The figure's bar groups, image benchmarks first: label, panel ("image" or "text"), one
+    value per run (None where the run lacks it), the ceiling per run, chance."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    n = len(runs)
+    for ri, r in enumerate(runs.values()):
+        for e in r.get("evals", []):
+            if "zero_shot" in e:
+                label, value = f"{e['benchmark']}\nfree top-1", e.get("free", {}).get("top1")
+            elif "open_vocab" in e:
+                label, value = (
+                    f"{e['benchmark']}\nopen-vocab score",
+                    e["open_vocab"]["top1"]["score"],
+                )
+            else:
+                continue
+            g = groups.setdefault(
+                ("image", label), {"values": [None] * n, "ceilings": [None] * n, "chance": None}
+            )
+            g["values"][ri] = value
+            if "zero_shot" in e:
+                g["ceilings"][ri] = e["zero_shot"].get("top1")
+                g["chance"] = e["zero_shot"].get("chance")
+        for name, source in (r.get("text") or {}).get("sources", {}).items():
+            label = _text_name(name).removeprefix("text: ").replace(" ", "\n", 1)
+            g = groups.setdefault(
+                ("text", label), {"values": [None] * n, "ceilings": [None] * n, "chance": None}
+            )
+            g["values"][ri] = source.get("top1")
+    ordered = sorted(groups.items(), key=lambda item: item[0][0] != "image")
+    return [{"panel": panel, "label": label, **g} for (panel, label), g in ordered]
+
+
+def comparison_plot(runs: Mapping[str, Mapping[str, Any]], path: str | Path, title: str) -> None:
+    """Grouped bars, one bar per run: free top-1 on each labelled image benchmark (the zero-shot
+    ceiling a black tick on each bar, chance a dashed line), the open-vocabulary score on
+    annotated unlabelled ones, and top-1 on each held-out text source. `runs` as compare_rows.
+    """
+    plt = _pyplot()
+    groups = _bar_groups(runs)
+    panels = [
+        (panel, [g for g in groups if g["panel"] == panel])
+        for panel in ("image", "text")
+        if any(g["panel"] == panel for g in groups)
+    ]
+    n = max(len(runs), 1)
+    fig, axes = plt.subplots(
+        1,
+        max(len(panels), 1),
+        figsize=(max(6.0, 0.5 * n * len(groups) + 0.6 * len(groups) + 2), 4.0),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [len(gs) for _, gs in panels] or [1]},
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    width = 0.8 / n
+    for ax, (panel, gs) in zip(axes.flat, panels, strict=False):
+        for gi, g in enumerate(gs):
+            for ri, run in enumerate(runs):
+                value, ceiling = g["values"][ri], g["ceilings"][ri]
+                x = gi - 0.4 + width * (ri + 0.5)
+                if value is not None:
+                    color = colors[ri % len(colors)]
+                    ax.bar(x, value, width * 0.9, color=color, label=run)
+                    inside = value > 0.15  # inside the bar's top: clear of the ceiling tick
+                    ax.annotate(
+                        f"{100 * value:.0f}%", (x, value), xytext=(0, -2 if inside else 1),
+                        textcoords="offset points", ha="center", va="top" if inside else "bottom",
+                        fontsize=7, color="white" if inside else "black",
+                    )  # fmt: skip
+                if ceiling is not None:
+                    ax.hlines(
+                        ceiling, x - 0.45 * width, x + 0.45 * width, color="black", linewidth=2,
+                        label="zero-shot CLIP (ceiling)",
+                    )  # fmt: skip
+            if g["chance"] is not None:
+                ax.hlines(
+                    g["chance"], gi - 0.45, gi + 0.45, color="grey", linestyle="--",
+                    linewidth=1, label="chance",
+                )  # fmt: skip
+        ax.set_xticks(range(len(gs)), [g["label"] for g in gs], fontsize=8)
+        ax.set(ylim=(0, 1.1), xlim=(-0.6, len(gs) - 0.4))
+        if panel == "image":
+            ax.set(title="images (no class list)", ylabel="top-1 accuracy / score")
+        else:
+            ax.set(title="held-out text embeddings", ylabel="top-1 accuracy")
+    legend: dict[str, Any] = {}  # one entry per label, over every panel
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(
+            legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 4),
+            fontsize=8,
+        )  # fmt: skip
+    if not panels:
+        axes.flat[0].axis("off")
+        axes.flat[0].text(0.5, 0.5, "no evaluated run", ha="center")
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def compare_runs(runs: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, str | Path]) -> None:
+    """The cross-run table and figure (`outputs`: table, figure). `runs`: run name ->
+    {"noise": its config noise section, "evals": paths of its benchmark metrics, "text": path of
+    its text-side metrics or None}."""
+    loaded = {
+        run: {
+            "noise": r.get("noise"),
+            "evals": [json.loads(Path(p).read_text()) for p in r.get("evals", [])],
+            "text": json.loads(Path(r["text"]).read_text()) if r.get("text") else None,
+        }
+        for run, r in runs.items()
+    }
+    write_table(compare_rows(loaded), outputs["table"])
+    comparison_plot(
+        loaded, outputs["figure"], "runs compared: free answers on images and held-out text"
+    )

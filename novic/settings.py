@@ -77,6 +77,7 @@ class ImageTowerSettings(Settings):
     lr: float
     width: int
     seed: int
+    logit_scale: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -72,14 +72,18 @@ def test_trained_on_the_train_split_only(small_tower: SmallTower) -> None:
 
 def test_zero_shot_beats_chance(small_tower: SmallTower, locked_embedder: Embedder) -> None:
     """The small tower (3000 train images, one epoch) classifies 1000 test images zero-shot,
-    through the PIL path, over "a photo of {article} {class}." captions. Measured: 72.7%
-    (seed 0; seed 1: 74.6%); chance is 10%."""
+    through the PIL path, over "a photo of {article} {class}." captions. Measured: 59.7% at the
+    default logit scale of 100 (72.7% with a learned scale, which gives a smaller gap); chance
+    is 10%."""
     images, labels = held_out(small_tower.settings["root"], 1000)
     classes = towers.read_class_names(small_tower.settings["classes"])
     captions = locked_embedder.encode_texts([f"a photo of {with_article(c)}." for c in classes])
     embs = locked_embedder.encode_images([Image.fromarray(im) for im in images], batch_size=256)
     accuracy = float(((embs @ captions.T).argmax(1) == labels).mean())
-    assert accuracy > 0.6, accuracy
+    assert accuracy > 0.5, accuracy
+    # The modality gap that logit_scale 100 makes: about 85 degrees, as SigLIP B/16's 84.8.
+    own = np.degrees(np.arccos(np.clip((embs * captions[labels]).sum(1), -1, 1)))
+    assert 78 < own.mean() < 89, own.mean()
 
 
 def test_fashion_mnist_images_are_only_normalised(small_tower: SmallTower) -> None:

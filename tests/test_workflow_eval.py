@@ -28,6 +28,7 @@ TARGETS = [
     *(f"results/eval/{RUN}/{b}.json" for b in BENCHMARKS),
     f"results/eval/{RUN}/text.json",
     f"results/report/{RUN}/metrics.csv",
+    "results/report/runs.csv",
 ]
 EVAL_OUTPUTS = {
     *(f"results/eval/{RUN}/{b}{ext}" for b in BENCHMARKS
@@ -35,6 +36,8 @@ EVAL_OUTPUTS = {
     f"results/eval/{RUN}/text.json",
     *(f"results/report/{RUN}/{f}" for f in ("metrics.csv", "training.png", "accuracy.png",
                                            "modality_gap.png")),
+    "results/report/runs.csv",
+    "results/report/runs.png",
 }  # fmt: skip
 
 
@@ -72,6 +75,9 @@ def test_every_benchmark_and_the_text_side_are_evaluated(project: Path) -> None:
     assert (project / f"results/benchmarks/eval/{RUN}/fashion_mnist.tsv").is_file()
     table = (project / f"results/report/{RUN}/metrics.csv").read_text().splitlines()
     assert table[0].startswith("benchmark,") and len(table) == 1 + 2 + 2
+    runs = (project / "results/report/runs.csv").read_text().splitlines()
+    assert runs[0].startswith("run,noise,") and len(runs) == 1 + 2 + 2
+    assert all(row.startswith(f"{RUN},GaussElemUniformAngle,") for row in runs[1:])
 
 
 def test_report_builds_and_says_what_a_random_embedder_means(project: Path) -> None:
@@ -88,8 +94,9 @@ def test_report_builds_and_says_what_a_random_embedder_means(project: Path) -> N
     html = report.read_text()
     assert "uses a random-weight CLIP" in html and "chance level" in html
     for name in ("metrics.csv", "training.png", "accuracy.png", "modality_gap.png",
-                 "fashion_mnist.samples.png"):  # fmt: skip
+                 "fashion_mnist.samples.png", "runs.csv", "runs.png"):  # fmt: skip
         assert name in html
+    assert "Runs compared" in html and "central ablation" in html
 
 
 def test_nothing_left_to_do(project: Path) -> None:
@@ -160,3 +167,25 @@ def test_paper_recipes_dry_run_shows_every_evaluation_job(
     assert {p.split("/")[3] for p in held} == {"prompts", "captions"} and len(held) == 4
     assert f"results/report/{run}/metrics.csv" in updated
     assert f"results/models/{run}/decoder.pt" in updated
+    assert "results/report/runs.csv" in updated
+
+
+def test_default_target_compares_the_quickstart_runs(tmp_path: Path) -> None:
+    """The quickstart's ablation (the same decoder with and without noise) side by side: rule
+    compare_runs is in the default target's DAG, after both runs' evaluations."""
+    workdir = copy_project(tmp_path)
+    updated = set(snakemake(workdir, configfiles=["presets/quickstart.yaml"], dryrun=True))
+    assert {"results/report/runs.csv", "results/report/runs.png"} <= updated
+    assert {
+        f"results/eval/{run}/{name}.json"
+        for run in ("minilm_ft9", "minilm_ft9_clean")
+        for name in ("fashion_mnist", "text")
+    } <= updated
+
+
+def test_no_comparison_without_evaluation(tmp_path: Path) -> None:
+    workdir = copy_project(tmp_path)
+    files = override_files(workdir, {"build": {"evaluate": False}})
+    updated = set(snakemake(workdir, configfiles=files, dryrun=True))
+    assert "results/models/tiny_ft9/decoder.pt" in updated
+    assert not any(p.startswith(("results/report/", "results/eval/")) for p in updated)

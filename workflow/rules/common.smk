@@ -141,11 +141,23 @@ def caption_threads(wildcards):
 
 
 def embedder_spec(key):
-    """The spec of embedder `key` (for rules targeted by file name)."""
+    """The spec of embedder `key` (for rules targeted by file name); an offline CLIP's image
+    tower is the one rule train_image_tower makes unless the spec names a checkpoint."""
     embedders = config["embedders"]
     if key not in embedders:
         raise ValueError(f"embedders has no entry {key!r} (known: {sorted(embedders)})")
-    return embedders[key]
+    spec = embedders[key]
+    if "locked_text" in spec and "checkpoint" not in spec:
+        return spec | {"checkpoint": image_tower_file(key)}
+    return spec
+
+
+def image_tower_file(key):
+    return f"results/embedders/{key}/image_tower.safetensors"
+
+
+def image_tower_params(wildcards):
+    return embedder_spec(wildcards.embedder)["locked_text"]
 
 
 def embedder_checkpoint(wildcards):
@@ -234,13 +246,42 @@ def run_eval_files(wildcards):
     )
 
 
+def compared_runs():
+    """The runs compared in the report: every built run, its noise settings and the metrics
+    its rows and bars are read from (its benchmarks' and its text side's)."""
+    return {
+        run: {
+            "noise": config["runs"][run]["noise"],
+            "evals": expand(
+                "results/eval/{run}/{benchmark}.json",
+                run=run,
+                benchmark=list(built_benchmarks(config)),
+            ),
+            "text": f"results/eval/{run}/text.json",
+        }
+        for run in built_runs(config)
+    }
+
+
+def compare_files(wildcards):
+    return [
+        path
+        for run in compared_runs().values()
+        for path in [*run["evals"], run["text"]]
+    ]
+
+
+def compare_params(wildcards):
+    return {"runs": compared_runs()}
+
+
 # --- the default target ---
 
 
 def final_outputs():
     """The default target: every vocabulary of vocab.thresholds, and each run of build.runs
     trained (with the embeddings it was trained on), evaluated on build.benchmarks and
-    summarised when build.evaluate is on."""
+    summarised when build.evaluate is on, with the runs compared side by side."""
     runs = list(built_runs(config))
     outputs = expand(
         "results/vocab/ft{threshold}.{ext}",
@@ -258,4 +299,5 @@ def final_outputs():
         names = [*built_benchmarks(config), "text"]
         outputs += expand("results/eval/{run}/{name}.json", run=runs, name=names)
         outputs += expand("results/report/{run}/metrics.csv", run=runs)
+        outputs += ["results/report/runs.csv"] if runs else []
     return outputs

@@ -8,6 +8,7 @@
 # results/eval/{run}/{benchmark}.samples.png       sample images with their top predictions
 # results/eval/{run}/text.json                     text side: held-out templates, exact match
 # results/report/{run}/                            the report's table and figures
+# results/report/runs.csv, runs.png                every built run side by side (the ablation)
 #
 # Image jobs ask for a GPU (resources gpu=1) and use it when they get one, else the CPU.
 
@@ -111,3 +112,33 @@ rule summarize_run:
         runtime=10,
     script:
         "../scripts/summarize_run.py"
+
+
+rule compare_runs:
+    input:
+        compare_files,
+    output:
+        table=report(
+            "results/report/runs.csv",
+            caption="../report/runs.rst",
+            category="Runs compared",
+            subcategory="Table",
+        ),
+        figure=report(
+            "results/report/runs.png",
+            caption="../report/runs.rst",
+            category="Runs compared",
+            subcategory="Figure",
+        ),
+    log:
+        "results/logs/report/runs.log",
+    conda:
+        "../envs/novic.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=compare_params,
+    script:
+        "../scripts/compare_runs.py"
