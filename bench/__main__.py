@@ -39,21 +39,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--out", default="results/bench", help="folder for NAME.json")
+    parser.add_argument(
+        "--devices",
+        default="cpu,cuda",
+        help="where to measure, comma-separated (cuda is skipped, and said so, without a GPU)",
+    )
     args = parser.parse_args(argv)
+    bench.DEVICES = set(args.devices.split(","))
+    if bench.DEVICES - {"cpu", "cuda"}:
+        parser.error(f"--devices {args.devices!r}: cpu and/or cuda")
     available = discover()
     unknown = sorted(set(args.names) - set(available))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {available}")
-    failed = []
-    for name in args.names or available:
+    modules = {name: importlib.import_module(f"bench.{name}") for name in args.names or available}
+    order = sorted(modules, key=lambda name: bool(getattr(modules[name], "NEEDS", ())))
+    failed, done = [], {}
+    for name in order:
         start = time.perf_counter()
+        needs = getattr(modules[name], "NEEDS", ())
         try:
-            results = importlib.import_module(f"bench.{name}").run()
+            if needs:
+                missing = [n for n in needs if n not in done]
+                if missing:
+                    raise RuntimeError(f"needs the results of {missing} in the same run")
+                results = modules[name].run({n: done[n] for n in needs})
+            else:
+                results = modules[name].run()
         except Exception as exc:  # report and go on with the other benchmarks
             print(f"\n== {name} == FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(name)
             continue
         results = dict(results)
+        done[name] = results
         results["bench_seconds"] = round(time.perf_counter() - start, 2)
         results["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
         print_table(name, results)

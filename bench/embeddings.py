@@ -11,10 +11,24 @@ does not depend on them) and each kind of text, in the same process and on the s
 - shard (tiny only): the whole `embed_shard` job body, Parquet in and out, shuffled;
 - tokenize: the tokenizer alone (open_clip's Python BPE), which bounds the tiny model's rate.
 
-Ratios are times raw / stage; the goal is >= 3x on short prompts. Torch runs on one thread:
-on a shared 2-core machine its thread pool makes timings erratic (measured: 2 threads were up to
-10x slower than 1 under load). The equality of the truncated and full-context embeddings is a
-test (tests/test_embedders.py), not measured here.
+Ratios are times raw / stage; the goal is >= 3x on short prompts.
+
+On a GPU (where CUDA is available), for ViT-B-32 and ViT-B-16-SigLIP at random weights under
+the stage's float16 autocast, on GPU_TEXTS prompts of each kind:
+
+- bare: `model.encode_text` on pre-tokenized batches of GPU_BATCH at full context, normalised
+  and copied back (the raw GPU operation, no tokenizer);
+- encode: `Embedder.encode_tokens` on the same tokens (length-sorted, cut where the tower
+  allows);
+- job: the whole `embed_shard` job body as rule embed_texts runs it on a GPU node (Parquet in
+  and out, GPU_TOKENIZERS processes tokenizing ahead of the GPU).
+
+SigLIP's tokenizer comes from the Hugging Face hub; offline, a stand-in with its vocabulary
+size and 64-token context (CLIP's BPE ids modulo 32,000) gives the tower the same work.
+
+On the CPU torch runs on one thread: on a shared 2-core machine its thread pool makes timings
+erratic (measured: 2 threads were up to 10x slower than 1 under load). The equality of the
+truncated and full-context embeddings is a test (tests/test_embedders.py), not measured here.
 """
 
 from __future__ import annotations
@@ -75,7 +89,112 @@ def shard_rate(embedder: Any, texts: list[str], batch: int) -> float:
         return len(texts) / (time.perf_counter() - start)
 
 
+GPU_TEXTS = 32_768
+GPU_BATCH = 1024
+GPU_TOKENIZERS = 8
+GPU_ARCHS = {"vitb32": "ViT-B-32", "siglip_b16": "ViT-B-16-SigLIP"}
+
+
+class StandInTokenizer:
+    """CLIP's BPE with ids folded into another vocabulary and context (speed tests only)."""
+
+    def __init__(self, vocab_size: int, context_length: int) -> None:
+        from open_clip import SimpleTokenizer
+
+        self.vocab_size, self.context_length = vocab_size, context_length
+        self._bpe = SimpleTokenizer(context_length=context_length)
+
+    def __call__(self, texts: list[str]) -> Any:
+        return self._bpe(texts) % self.vocab_size
+
+
+def gpu_embedder(arch: str, device: str = "cuda") -> Any:
+    """`arch` at random weights on the GPU under float16 autocast (its own tokenizer if it can
+    be had offline, else a stand-in of the same vocabulary size and context)."""
+    import open_clip
+    import torch
+
+    from novic.embedders import ClipEmbedder, hub_offline, parse_spec
+
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        arch, pretrained_image=False, pretrained_text=False
+    )
+    try:
+        with hub_offline(True):
+            tokenizer = open_clip.get_tokenizer(arch)
+    except Exception:  # the hub is out of reach: same shapes, same work for the tower
+        text = model.text if hasattr(model, "text") else model
+        tokenizer = StandInTokenizer(text.vocab_size, text.context_length)
+    spec = parse_spec({"arch": arch, "random": {"seed": 0}})
+    return ClipEmbedder(spec, model, tokenizer, preprocess, torch.device(device), "float16")
+
+
+def gpu_rates(embedder: Any, texts: list[str]) -> dict[str, float]:
+    """Texts/s of bare encode_text, encode_tokens and the whole embed_shard job on the GPU."""
+    import torch
+
+    from novic.device import synchronize
+    from novic.embed import embed_shard
+    from novic.textdata import TextShardWriter, text_batch
+
+    tokens = embedder.tokenize(texts)
+    rates: dict[str, float] = {}
+    for _ in range(2):  # the first pass warms up the kernels
+        synchronize(embedder.device)
+        start = time.perf_counter()
+        with torch.no_grad(), embedder._autocast():
+            for i in range(0, len(texts), GPU_BATCH):
+                batch = tokens[i : i + GPU_BATCH].to(embedder.device, non_blocking=True)
+                emb = embedder.model.encode_text(batch).float()
+                torch.nn.functional.normalize(emb, dim=-1).cpu()
+        rates["bare"] = len(texts) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        embedder.encode_tokens(tokens, GPU_BATCH)
+        rates["encode"] = len(texts) / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "texts.parquet"
+        with TextShardWriter(source) as writer:
+            writer.write(text_batch(texts, np.ones((len(texts), 1), dtype=np.int32)))
+        start = time.perf_counter()
+        embed_shard(source, Path(tmp) / "emb.parquet", embedder, "bench", "bench",
+                    batch_size=GPU_BATCH, chunk_rows=8 * GPU_BATCH,
+                    tokenize_workers=GPU_TOKENIZERS)  # fmt: skip
+        rates["job"] = len(texts) / (time.perf_counter() - start)
+    return rates
+
+
+def gpu_embedding() -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "gpu_batch_size": GPU_BATCH,
+        "gpu_tokenize_processes": GPU_TOKENIZERS,
+    }
+    for name, arch in GPU_ARCHS.items():
+        embedder = gpu_embedder(arch)
+        results[f"gpu_{name}_tokenizer"] = type(embedder.tokenizer).__name__
+        for kind, nouns in (("m1", 1), ("m3", 3)):
+            rates = gpu_rates(embedder, prompts(GPU_TEXTS, nouns, seed=1))
+            label = f"gpu_{name}_{kind}"
+            results[f"{label}_bare_texts_per_s"] = round(rates["bare"])
+            results[f"{label}_encode_texts_per_s"] = round(rates["encode"])
+            results[f"{label}_job_texts_per_s"] = round(rates["job"])
+            results[f"{label}_encode_vs_bare"] = round(rates["encode"] / rates["bare"], 2)
+            results[f"{label}_job_vs_bare"] = round(rates["job"] / rates["bare"], 2)
+    return results
+
+
 def run() -> dict[str, Any]:
+    import bench
+
+    results: dict[str, Any] = {"gpu": bench.gpu() or bench.no_gpu_reason()}
+    if bench.wants("cpu"):
+        results.update(cpu_embedding())
+    if bench.gpu():
+        results.update(gpu_embedding())
+    return results
+
+
+def cpu_embedding() -> dict[str, Any]:
     import torch
 
     from novic.embedders import load_embedder

@@ -14,8 +14,10 @@ which the load of other processes on a shared machine hardly changes.
 Sizes: the quickstart decoder (presets/quickstart.yaml) on the tiny embedder's 64-d embeddings,
 and the paper's decoder (6 x 512, 8 heads, P = 4, F = 768, V = 5,300 compact tokens as for
 SigLIP at FT2). On the CPU the paper size trains at a few hundred samples/s at most, so it is
-measured on few batches. Where CUDA is available the paper size also runs on the GPU, with
-peak GPU memory. Torch uses THREADS threads here (tiny matrices lose time to thread hand-offs).
+measured on few batches. Where CUDA is available the paper size also runs on the GPU at the
+paper's batch (512 x accum 16) with peak GPU memory, three ways: float32 with TF32 (the
+paper's recipe), bfloat16 autocast (train.amp), and float32 through torch.compile
+(train.compile). Torch uses THREADS threads here (tiny matrices lose time to thread hand-offs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+import bench
+from novic.device import enable_tf32
 from novic.loader import EmbeddingLoader
 from novic.mix import Mix, MixShard, MixSource
 from novic.settings import RunSettings, TrainSettings
@@ -104,8 +108,11 @@ def measure(
     chunks: int,
     workers: int,
     device: torch.device,
+    amp: bool = False,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """Loop and bare samples/s of one decoder size, interleaved.
+    """Loop and bare samples/s of one decoder size, interleaved (`amp`: bfloat16 autocast,
+    `compile`: the decoder through torch.compile, in both).
 
     The loop runs `chunks` chunks of `chunk_batches` batches; after each chunk but the last,
     the bare step runs `chunk_batches` steps on a copy of the model, so that every loop chunk
@@ -124,6 +131,7 @@ def measure(
         "epochs": chunks * chunk_batches / epoch_batches + 1e-9,
         "loader_workers": workers,
         "buffer_rows": 4 * ROW_GROUP,
+        "amp": amp,
     }
     settings = RunSettings.from_config({"model": model, "noise": NOISE, "train": train})
     loader = EmbeddingLoader(
@@ -145,7 +153,7 @@ def measure(
         end = time.process_time()
         if done < chunks:
             cfg = TrainSettings(**train)
-            bare.append(bare_step_rate(bare_model, batches, cfg, chunk_batches, device))
+            bare.append(bare_step_rate(bare_model, batches, cfg, chunk_batches, device, compile))
         cpu_marks.append((end, time.process_time()))
 
     if device.type == "cuda":
@@ -154,6 +162,7 @@ def measure(
     summary = train_decoder(
         loader, targets, settings, out / "decoder.pt", out / "metrics.jsonl", out / "work",
         device, {"bench": label}, checkpoint_every=1 << 30, on_chunk=between_chunks,
+        compile=compile,
     )  # fmt: skip
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     loop = [m["samples_per_s"] for m in lines[1:]]
@@ -188,32 +197,48 @@ def run() -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            for workers in (0, 1):
-                (root / f"q{workers}").mkdir()
+            if bench.wants("cpu"):
+                for workers in (0, 1):
+                    (root / f"q{workers}").mkdir()
+                    results.update(
+                        measure(root / f"q{workers}", f"cpu_quickstart_w{workers}",
+                                QUICKSTART_MODEL, dim=64, vocab=500, nouns=464, batch_size=256,
+                                accum=1, chunk_batches=24, chunks=4, workers=workers, device=cpu)
+                    )  # fmt: skip
+                (root / "p").mkdir()
                 results.update(
-                    measure(root / f"q{workers}", f"cpu_quickstart_w{workers}", QUICKSTART_MODEL,
-                            dim=64, vocab=500, nouns=464, batch_size=256, accum=1,
-                            chunk_batches=24, chunks=4, workers=workers, device=cpu)
+                    measure(root / "p", "cpu_paper", PAPER_MODEL, dim=768, vocab=5_300,
+                            nouns=11_897, batch_size=128, accum=4, chunk_batches=8, chunks=3,
+                            workers=1, device=cpu)
                 )  # fmt: skip
-            (root / "p").mkdir()
-            results.update(
-                measure(root / "p", "cpu_paper", PAPER_MODEL, dim=768, vocab=5_300,
-                        nouns=11_897, batch_size=128, accum=4, chunk_batches=8, chunks=3,
-                        workers=1, device=cpu)
-            )  # fmt: skip
-            if torch.cuda.is_available():
-                gpu = torch.device("cuda")
-                results["gpu"] = torch.cuda.get_device_name(gpu)
-                (root / "g").mkdir()
-                start = time.perf_counter()
-                results.update(
-                    measure(root / "g", "gpu_paper", PAPER_MODEL, dim=768, vocab=5_300,
-                            nouns=11_897, batch_size=512, accum=16, chunk_batches=160,
-                            chunks=4, workers=4, device=gpu)
-                )  # fmt: skip
-                results["gpu_seconds"] = round(time.perf_counter() - start, 1)
-            else:
-                results["gpu"] = "none available"
+            results["gpu"] = bench.gpu() or bench.no_gpu_reason()
+            if bench.gpu():
+                results.update(gpu_paper(root))
     finally:
         torch.set_num_threads(threads)
+    return results
+
+
+GPU_VARIANTS = {  # label: (amp, compile)
+    "gpu_paper_tf32": (False, False),
+    "gpu_paper_bf16": (True, False),
+    "gpu_paper_tf32_compiled": (False, True),
+}
+
+
+def gpu_paper(root: Path) -> dict[str, Any]:
+    """The paper's decoder at the paper's batch (512 x accum 16) on the GPU: float32 with TF32
+    (the paper's recipe), bfloat16 autocast, and float32 through torch.compile."""
+    gpu = torch.device("cuda")
+    enable_tf32()
+    results: dict[str, Any] = {}
+    for label, (amp, compile) in GPU_VARIANTS.items():
+        (root / label).mkdir()
+        start = time.perf_counter()
+        results.update(
+            measure(root / label, label, PAPER_MODEL, dim=768, vocab=5_300, nouns=11_897,
+                    batch_size=512, accum=16, chunk_batches=160, chunks=4, workers=4,
+                    device=gpu, amp=amp, compile=compile)
+        )  # fmt: skip
+        results[f"{label}_seconds"] = round(time.perf_counter() - start, 1)
     return results

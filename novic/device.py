@@ -58,3 +58,25 @@ def check_device(device: str | torch.device | None) -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device {device!r}: not supported here (auto, cpu, cuda, cuda:N, mps)")
     return dev
+
+
+def enable_tf32() -> None:
+    """Let float32 matrix products and convolutions use TF32 on a GPU (as the reference trains:
+    float32 weights, TF32 tensor cores); no effect on a CPU."""
+    import torch
+
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9; the allow_tf32 flags are deprecated
+        matmul.fp32_precision = conv.fp32_precision = "tf32"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+
+def device_name(device: torch.device) -> str:
+    """What a job ran on, for its records: "cpu", or "cuda:0 (NVIDIA H100 80GB HBM3)"."""
+    import torch
+
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"

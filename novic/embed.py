@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from novic.device import device_name
 from novic.embedders import Embedder
 from novic.io import atomic_path, read_metadata, sha256_file, write_json
 from novic.progress import format_eta
@@ -174,7 +175,10 @@ def embed_shard(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
-    write_shard(out_path, schema, _read_chunks(names), row_group_rows)
+    # Where the job that finished the shard ran (not part of the resume state: a shard may be
+    # resumed on another machine).
+    final = schema.with_metadata({**meta, "novic.device": device_name(embedder.device)})
+    write_shard(out_path, final, _read_chunks(names), row_group_rows)
     shutil.rmtree(work)
     seconds = time.perf_counter() - start
     log.info("%s: %d rows in %.1f s (%d embedded in this run)", out_path, n, seconds, embedded)

@@ -233,7 +233,7 @@ def spec_sha256(spec: EmbedderSpec) -> str:
 
 
 @contextlib.contextmanager
-def _hub_offline(offline: bool) -> Iterator[None]:
+def hub_offline(offline: bool) -> Iterator[None]:
     """Forbid Hugging Face downloads inside the block (cached files still load)."""
     if not offline:
         yield
@@ -576,7 +576,7 @@ def load_embedder(
     else:  # random: no tower may fetch its own base weights either
         kwargs.update(pretrained_image=False, pretrained_text=False)
     try:
-        with _hub_offline(offline), torch.random.fork_rng(devices=[]):
+        with hub_offline(offline), torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
             model, _, preprocess = open_clip.create_model_and_transforms(name, **kwargs)
             tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)

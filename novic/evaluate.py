@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 import torch
 
 from novic.decoding import NounDecoder, Prediction
+from novic.device import device_name
 from novic.embedders import Embedder
 from novic.io import sha256_json, write_json
 from novic.nouns import canonical
@@ -355,7 +356,7 @@ def _run_metrics(
         "classes": len(ds.classes),
         "embedder": record.get("meta", {}).get("embedder_spec"),
         "random_embedder": clf.embedder.spec.kind in ("tiny", "random"),
-        "device": str(device),
+        "device": device_name(device),
         "config_sha256": sha256_json(
             {
                 "benchmark": bench.__dict__,
@@ -571,7 +572,7 @@ def evaluate_text(
     out: dict[str, Any] = {
         "run": record.get("meta", {}).get("run", ""),
         "gencfg": decoder.cfg.name,
-        "device": str(device),
+        "device": device_name(device),
         "config_sha256": sha256_json(
             {"eval": settings.__dict__, "run": record.get("meta", {}).get("config")}
         ),

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from novic.checkpoint import save_decoder
-from novic.device import synchronize
+from novic.device import device_name, enable_tf32, synchronize
 from novic.io import atomic_path, sha256_json
 from novic.model import ObjectDecoder, parameter_count
 from novic.noise import apply_noise
@@ -88,6 +88,21 @@ def plan_chunks(
 def cosine_lr(base: float, chunk: int, chunks: int) -> float:
     """Learning rate of chunk `chunk` (0-based): cosine from `base` to 0 over `chunks`."""
     return base * 0.5 * (1 + math.cos(math.pi * chunk / chunks))
+
+
+# torch.compile's backend: "inductor" generates kernels (a C++ compiler on a CPU, Triton on a
+# GPU); the tests use "aot_eager", which traces the same graphs without generating code.
+COMPILE_BACKEND = "inductor"
+
+
+def use_amp(amp: bool, device: torch.device) -> bool:
+    """Whether training runs under bfloat16 autocast: asked for (train.amp) and on a GPU."""
+    return amp and device.type == "cuda"
+
+
+def compiled(model: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """The model's forward through torch.compile, with dynamic shapes (targets per batch vary)."""
+    return torch.compile(model, dynamic=True, backend=COMPILE_BACKEND)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -307,6 +322,7 @@ class _Run:
     table: torch.Tensor  # compact target tokens, one row per target noun
     gen: torch.Generator  # noise
     amp: bool
+    forward: Callable[..., torch.Tensor]  # the model, or its torch.compile'd forward
     batches: Iterator[Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)  # chunks done, as in work_metrics
 
@@ -335,6 +351,7 @@ def train_decoder(
     progress_seconds: float = 60.0,
     on_chunk: Callable[[int], None] | None = None,
     heldout: Loader | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Train a decoder from `loader` and write `decoder_path` and `metrics_path`.
 
@@ -342,9 +359,10 @@ def train_decoder(
     the settings and targets decide whether `{work_dir}/checkpoint.pt` can be resumed (else
     training starts afresh). `on_chunk(chunks_done)` is called after each chunk's checkpoint.
     Returns the last metrics line plus the parameter count (and, given a `heldout` loader,
-    the loss and token accuracy on its rows as "heldout").
+    the loss and token accuracy on its rows as "heldout"). `compile`: run the decoder's
+    forward through torch.compile (dynamic shapes: the number of targets varies by batch).
     """
-    run = _set_up(loader, targets, settings, Path(work_dir), device, meta)
+    run = _set_up(loader, targets, settings, Path(work_dir), device, meta, compile)
     last: dict[str, Any] = {}
     while run.state.chunk < run.plan.chunks:
         last = _end_chunk(run, _train_chunk(run, progress_seconds))
@@ -362,6 +380,7 @@ def _set_up(
     work: Path,
     device: torch.device,
     meta: Mapping[str, Any],
+    compile: bool = False,
 ) -> _Run:
     """Plan the chunks, build the model and optimizer, resume a checkpoint of the same run."""
     tcfg = settings.train
@@ -389,14 +408,13 @@ def _set_up(
     state = _resume(ckpt_path, identity, model, optimizer, device, plan.chunks)
     metrics = _truncate_metrics(work_metrics, state.chunk)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        enable_tf32()
     run = _Run(
         settings, targets, loader, device, meta, plan, identity, model, optimizer, state,
         ckpt_path, work_metrics, lookup=torch.from_numpy(targets.lookup()),
         table=torch.from_numpy(targets.tokens), gen=torch.Generator(device=device),
-        amp=tcfg.amp and device.type == "cuda", batches=stream(loader, state.position),
-        metrics=metrics,
+        amp=use_amp(tcfg.amp, device), forward=compiled(model) if compile else model,
+        batches=stream(loader, state.position), metrics=metrics,
     )  # fmt: skip
     _log_plan(run)
     model.train()
@@ -508,7 +526,7 @@ def _train_batch(run: _Run, raw: Any, acc: _ChunkSums) -> None:
     batch = batch.to(run.device)
     noisy = apply_noise(batch.embedding, run.settings.noise, run.gen)
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp):
-        logits = run.model(noisy[batch.rows], batch.tokens[:, :-1])
+        logits = run.forward(noisy[batch.rows], batch.tokens[:, :-1])
     loss_sum, count, correct = token_loss(logits.float(), batch)
     (loss_sum / count / tcfg.accum).backward()
     acc.sums[:3] += torch.stack([loss_sum.detach(), count, correct]).double()
@@ -558,7 +576,7 @@ def _end_chunk(run: _Run, acc: _ChunkSums) -> dict[str, Any]:
         "seconds": acc.seconds,
         "elapsed_s": state.elapsed,
         "eta_s": eta,
-        "device": str(run.device),
+        "device": device_name(run.device),
     }
     run.metrics.append(last)
     _write_metrics(run.work_metrics, run.metrics)
@@ -694,6 +712,7 @@ def run_training(
     return train_decoder(
         loader, targets, settings, decoder_path, metrics_path, decoder_path.parent / "work",
         device, meta, checkpoint_every=runtime["checkpoint_every"], heldout=heldout,
+        compile=runtime["compile"],
     )  # fmt: skip
 
 
@@ -743,6 +762,7 @@ def bare_step_rate(
     cfg: TrainSettings,
     steps: int,
     device: torch.device,
+    compile: bool = False,
 ) -> dict[str, float]:
     """Samples/s of the bare forward/backward/step on batches already on the device.
 
@@ -753,17 +773,18 @@ def bare_step_rate(
     """
     optimizer = make_optimizer(model, cfg, device)
     on_device = [b.to(device) for b in batches]
-    amp = cfg.amp and device.type == "cuda"
+    amp = use_amp(cfg.amp, device)
+    forward = compiled(model) if compile else model
     model.train()
 
     def one(i: int) -> None:
         batch = on_device[i % len(on_device)]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(batch.embedding[batch.rows], batch.tokens[:, :-1])
+            logits = forward(batch.embedding[batch.rows], batch.tokens[:, :-1])
         loss_sum, count, _ = token_loss(logits.float(), batch)
         (loss_sum / count / cfg.accum).backward()
 
-    for i in range(2):
+    for i in range(len(on_device)):  # warm-up: every shape once (compiles, if compiling)
         one(i)
     _step(model, optimizer, cfg.grad_clip)
     synchronize(device)

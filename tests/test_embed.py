@@ -48,6 +48,7 @@ def test_round_trip_shuffled_with_metadata(tiny: Embedder, tmp_path: Path) -> No
     assert meta["novic.source"] == "prompts/ft9/m2/part-0000"
     assert len(meta["novic.source_sha256"]) == 64
     assert len(json.loads(meta[CRC_KEY])) == 5  # one per row group, checked by check_shard
+    assert meta["novic.device"] == "cpu"  # where the job ran (the GPU smoke run checks it)
     assert check_shard(out, {}, source="prompts/ft9/m2/part-0000") == 150
 
 

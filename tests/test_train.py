@@ -446,3 +446,35 @@ def test_metrics_have_one_line_per_chunk_whatever_else_writes_to_work(
     run(tmp_path, on_chunk=orphan_writes)
     same_trajectory(tmp_path, reference_run)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 60
+
+
+def test_the_gpu_paths_train_on_a_cpu(tmp_path: Path, monkeypatch) -> None:
+    """bfloat16 autocast (train.amp, GPU-only) forced on, and the decoder through torch.compile
+    (train.compile; the aot_eager backend traces the same graphs without generating code): the
+    run trains, learns and saves a decoder that loads and matches the plain model's shapes."""
+    monkeypatch.setattr("novic.train.use_amp", lambda amp, device: amp)
+    monkeypatch.setattr("novic.train.COMPILE_BACKEND", "aot_eager")
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "amp": True, "epochs": 4}}
+    summary = run(tmp_path, settings, compile=True)
+    lines = metrics(tmp_path)
+    assert len(lines) == 30 and {m["device"] for m in lines} == {"cpu"}
+    assert math.isfinite(summary["loss"]) and lines[-1]["loss"] < lines[0]["loss"] / 2
+    model, _, record = load_decoder(tmp_path / "decoder.pt")
+    assert record["train"]["amp"] is True
+    plain = ObjectDecoder(model.cfg).state_dict()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in plain.items()
+    }  # no torch.compile wrapper prefixes in the saved weights
+
+
+def test_amp_is_for_gpus_only() -> None:
+    from novic.train import use_amp
+
+    assert not use_amp(True, torch.device("cpu")) and not use_amp(False, torch.device("cuda"))
+    assert use_amp(True, torch.device("cuda"))
+
+
+def test_device_names_for_the_records() -> None:
+    from novic.device import device_name
+
+    assert device_name(torch.device("cpu")) == "cpu"

@@ -117,6 +117,22 @@ def test_a_benchmark_change_reevaluates_that_benchmark_only(project: Path) -> No
     }  # fmt: skip
 
 
+def test_the_gpu_jobs_record_their_device(project: Path, capsys) -> None:
+    from novic.smoke import main, recorded_devices, wrong_devices
+
+    found = recorded_devices([RUN], ["fashion_mnist", "sample_photos"], project / "results")
+    shards = [p for p in found if p.endswith(".parquet")]
+    chunks = [p for p in found if " chunk " in p]
+    assert len(shards) >= 2 and len(chunks) >= 2 and len(found) == len(shards) + len(chunks) + 3
+    assert set(found.values()) == {"cpu"} and wrong_devices(found, "cpu") == {}
+    assert wrong_devices(found, "cuda") == found
+    args = ["--runs", RUN, "--benchmarks", "fashion_mnist", "--results", str(project / "results")]
+    assert main([*args, "--expect", "cpu"]) == 0
+    assert main([*args, "--expect", "cuda"]) == 1
+    assert "ran on cpu, not cuda" in capsys.readouterr().err
+    assert main(["--runs", "missing_run", "--results", str(project / "results")]) == 2
+
+
 def test_batch_size_and_a_gpu_reevaluate_nothing(project: Path) -> None:
     assert dry_run(project, {"eval": {"batch_size": 7}}, resources={"gpu": 1}) == set()
 
