@@ -137,9 +137,13 @@ class TargetBatch:
     lengths: torch.Tensor  # int64 [A], tokens up to and including the first end token
 
     def to(self, device: torch.device) -> TargetBatch:
-        nb = device.type == "cuda"
+        """The batch on `device`; to a GPU through pinned memory, without waiting for it (a
+        copy from pageable memory may wait for the GPU's queue: a host sync every batch)."""
         parts = (self.embedding, self.rows, self.tokens, self.weights, self.lengths)
-        return TargetBatch(*(t.to(device, non_blocking=nb) for t in parts))
+        if device.type != "cuda":
+            return TargetBatch(*(t.to(device) for t in parts))
+        pinned = (t if t.is_pinned() else t.pin_memory() for t in parts)
+        return TargetBatch(*(t.to(device, non_blocking=True) for t in pinned))
 
 
 def flatten_targets(
