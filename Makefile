@@ -26,7 +26,7 @@ demo: setup
 SMOKE_CONFIG := presets/quickstart.yaml presets/gpu_smoke.yaml
 gpu-smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile $(SMOKE_CONFIG)
-	$(BIN)/python -m novic.smoke --runs smoke_tf32 smoke_bf16_compiled --benchmarks fashion_mnist
+	$(BIN)/python -m novic.smoke --runs smoke_tf32 smoke_bf16 --benchmarks fashion_mnist
 
 test: setup-dev
 	$(MAKE) lint

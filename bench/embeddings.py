@@ -89,7 +89,7 @@ def shard_rate(embedder: Any, texts: list[str], batch: int) -> float:
         return len(texts) / (time.perf_counter() - start)
 
 
-GPU_TEXTS = 32_768
+GPU_TEXTS = 16_384
 GPU_BATCH = 1024
 GPU_TOKENIZERS = 8
 GPU_ARCHS = {"vitb32": "ViT-B-32", "siglip_b16": "ViT-B-16-SigLIP"}

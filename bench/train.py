@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,13 @@ from novic.mix import Mix, MixShard, MixSource
 from novic.settings import RunSettings, TrainSettings
 from novic.shards import PARQUET_OPTIONS, embedding_table
 from novic.tokens import TargetTokens
-from novic.train import bare_step_rate, build_model, flatten_targets, train_decoder
+from novic.train import (
+    bare_step_rate,
+    build_model,
+    flatten_targets,
+    target_multiple,
+    train_decoder,
+)
 
 THREADS = 1
 ROW_GROUP = 8192
@@ -143,7 +150,7 @@ def measure(
     )
     lookup, table = torch.from_numpy(targets.lookup()), torch.from_numpy(targets.tokens)
     raw = itertools.islice(EmbeddingLoader(mix, batch_size=batch_size).epoch(0), BARE_BATCHES)
-    batches = [flatten_targets(*b, lookup, table) for b in raw]
+    batches = [flatten_targets(*b, lookup, table, target_multiple(device)) for b in raw]
     torch.manual_seed(0)
     bare_model = build_model(settings, targets, dim, device)
     bare: list[dict[str, float]] = []
@@ -224,6 +231,9 @@ GPU_VARIANTS = {  # label: (amp, compile)
     "gpu_paper_bf16": (True, False),
     "gpu_paper_tf32_compiled": (False, True),
 }
+# A comma-separated subset of the labels above (e.g. on a GPU lent for minutes: compiling the
+# decoder twice takes over a minute).
+VARIANTS_ENV = "NOVIC_BENCH_TRAIN_GPU_VARIANTS"
 
 
 def gpu_paper(root: Path) -> dict[str, Any]:
@@ -232,12 +242,18 @@ def gpu_paper(root: Path) -> dict[str, Any]:
     gpu = torch.device("cuda")
     enable_tf32()
     results: dict[str, Any] = {}
+    chosen = os.environ.get(VARIANTS_ENV, "").split(",") if os.environ.get(VARIANTS_ENV) else []
+    unknown = sorted(set(chosen) - set(GPU_VARIANTS))
+    if unknown:
+        raise ValueError(f"{VARIANTS_ENV}: unknown {unknown}; known: {sorted(GPU_VARIANTS)}")
     for label, (amp, compile) in GPU_VARIANTS.items():
+        if chosen and label not in chosen:
+            continue
         (root / label).mkdir()
         start = time.perf_counter()
         results.update(
             measure(root / label, label, PAPER_MODEL, dim=768, vocab=5_300, nouns=11_897,
-                    batch_size=512, accum=16, chunk_batches=160, chunks=4, workers=4,
+                    batch_size=512, accum=16, chunk_batches=128, chunks=4, workers=4,
                     device=gpu, amp=amp, compile=compile)
         )  # fmt: skip
         results[f"{label}_seconds"] = round(time.perf_counter() - start, 1)

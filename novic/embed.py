@@ -13,8 +13,9 @@ import json
 import logging
 import multiprocessing as mp
 import shutil
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,8 +149,9 @@ def embed_shard(
     targets = fixed_list_numpy(table.column("targets"), max_targets)
     weights = fixed_list_numpy(table.column("weights"), max_targets)
     start, embedded = time.perf_counter(), 0
-    pool = None
+    pool, restore_main = None, None
     if tokenize_workers > 0:  # spawned, not forked: the parent may hold CUDA and OpenMP state
+        restore_main = hide_main_script()
         pool = ProcessPoolExecutor(tokenize_workers, mp_context=mp.get_context("spawn"))
     try:
         texts = ((k, text_col.take(chunks[k]).to_pylist()) for k in todo)
@@ -174,6 +176,8 @@ def embed_shard(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if restore_main is not None:
+            restore_main()
 
     # Where the job that finished the shard ran (not part of the resume state: a shard may be
     # resumed on another machine).
@@ -183,6 +187,26 @@ def embed_shard(
     seconds = time.perf_counter() - start
     log.info("%s: %d rows in %.1f s (%d embedded in this run)", out_path, n, seconds, embedded)
     return {"rows": n, "embedded_now": embedded, "seconds": round(seconds, 3)}
+
+
+def hide_main_script() -> Callable[[], None]:
+    """Keep spawned processes from re-running the main script; returns the undo.
+
+    A spawned child runs the parent's `__main__` file first (as __mp_main__). Snakemake runs a
+    rule's script from a copy with its preamble but leaves `__file__` naming the original,
+    which fails without the preamble (NameError: snakemake; seen on the first GPU node: only
+    GPU jobs tokenize in processes). The tokenizing workers need nothing from `__main__`.
+    """
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
+        return lambda: None  # run as a module (-m) or interactively: children import safely
+    path = main.__file__
+    del main.__file__
+
+    def restore() -> None:
+        main.__file__ = path
+
+    return restore
 
 
 def _chunk_done(path: Path, rows: int) -> bool:

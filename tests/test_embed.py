@@ -110,3 +110,30 @@ def test_resume_half_written_shard(tiny: Embedder, tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(Embedder, "encode_tokens", original)
     stats = embed(tiny, texts, out.with_name("again.parquet"), dtype="float32")
     assert stats["embedded_now"] == 200
+
+
+def test_tokenizing_processes_start_under_a_snakemake_script(tmp_path: Path) -> None:
+    """On a GPU node the job tokenizes in spawned processes. Snakemake runs a rule's script
+    from a copy with its preamble but leaves __main__.__file__ naming the original, which a
+    spawned child would run first and fail on (seen on an H100: NameError: snakemake)."""
+    import subprocess
+    import sys
+
+    texts = write_texts(tmp_path / "texts.parquet", 40)
+    script = tmp_path / "rule_script.py"
+    script.write_text("job = start(snakemake)\n")  # what a rule's script does first
+    code = f"""
+import __main__, sys
+__main__.__file__ = {str(script)!r}
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from novic.embedders import load_embedder
+from tiny_shards import embed
+tiny = load_embedder({{"tiny": {{"seed": 0}}}})
+stats = embed(tiny, Path({str(texts)!r}), Path({str(tmp_path / "emb.parquet")!r}),
+              tokenize_workers=1)
+assert stats["rows"] == 40 and __main__.__file__ == {str(script)!r}
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -27,6 +27,7 @@ from novic.train import (
     param_groups,
     plan_chunks,
     stream,
+    target_multiple,
     token_loss,
     train_decoder,
 )
@@ -137,6 +138,23 @@ def test_multi_target_loss_is_the_weighted_token_mean() -> None:
     assert loss_sum.item() == pytest.approx(expected_sum, rel=1e-5)
     assert count.item() == pytest.approx(expected_count)
     assert correct.item() == pytest.approx(expected_correct)
+
+
+def test_padding_the_targets_for_a_gpu_changes_no_loss() -> None:
+    t = toy_targets()
+    lookup, table = torch.from_numpy(t.lookup()), torch.from_numpy(t.tokens)
+    targets = torch.tensor([[11, 0, 0], [10, 12, 13]])
+    weights = torch.tensor([[1.0, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+    emb = F.normalize(torch.randn(2, 8), dim=-1)
+    plain = flatten_targets(emb, targets, weights, lookup, table)
+    padded = flatten_targets(emb, targets, weights, lookup, table, pad_to=8)
+    assert len(padded.rows) == 8 and padded.weights[4:].eq(0).all()
+    assert padded.rows[:4].tolist() == plain.rows.tolist()
+    logits = torch.randn(8, 4, 6)
+    sums = [torch.stack(token_loss(x, b)) for x, b in ((logits[:4], plain), (logits, padded))]
+    torch.testing.assert_close(sums[0], sums[1])
+    assert target_multiple(torch.device("cpu")) == 1
+    assert target_multiple(torch.device("cuda")) == 64
 
 
 def test_dropping_zero_weight_slots_equals_the_reference_masking() -> None:
