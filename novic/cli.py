@@ -154,6 +154,71 @@ def add_convert_checkpoint(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(run=convert_checkpoint)
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Serve a model's web page and JSON API until interrupted (novic.serve)."""
+    from novic.serve import MB, Limits, serve_command
+
+    try:
+        limits = Limits(
+            queue=args.queue, batch=args.batch_size, max_items=args.max_items,
+            max_request_bytes=args.max_request_mb * MB, max_image_bytes=args.max_image_mb * MB,
+            max_pixels=args.max_pixels, max_beam=args.max_beam,
+        )  # fmt: skip
+        return serve_command(
+            args.model, args.host, args.port, limits, args.gencfg, args.top_k, args.device,
+            args.files_root, args.cache_dir, allow_download=args.allow_download,
+            trust_pickled=args.trust_pickled_checkpoint,
+        )  # fmt: skip
+    except (OSError, ValueError, RuntimeError) as error:  # bad model, config or embedder
+        print(f"novic serve: {error}", file=sys.stderr)
+        return 2
+
+
+def add_serve(commands: argparse._SubParsersAction) -> None:
+    from novic.settings import DEFAULT_GENCFG
+
+    cmd = commands.add_parser(
+        "serve", help="a local web page and JSON API (POST /classify) for a trained model"
+    )
+    cmd.add_argument(
+        "--model", required=True, help="decoder checkpoint (results/models/RUN/decoder.pt)"
+    )
+    cmd.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens the "
+        "model, without a login, to every network this machine is on)",
+    )
+    cmd.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    cmd.add_argument("--gencfg", default=DEFAULT_GENCFG, help="default generation config")
+    cmd.add_argument("--top-k", type=positive_int, default=5, help="default nouns per image")
+    cmd.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    cmd.add_argument(
+        "--files-root",
+        metavar="DIR",
+        help="let requests name image files (paths or file:// URLs) below DIR (default: off)",
+    )
+    cmd.add_argument("--queue", type=positive_int, default=16, help="requests that may wait")
+    cmd.add_argument("--batch-size", type=positive_int, default=32, help="items per model batch")
+    cmd.add_argument("--max-items", type=positive_int, default=16, help="items per request")
+    cmd.add_argument("--max-request-mb", type=positive_int, default=20, help="request body cap")
+    cmd.add_argument("--max-image-mb", type=positive_int, default=8, help="image file cap")
+    cmd.add_argument("--max-pixels", type=positive_int, default=40_000_000, help="image cap")
+    cmd.add_argument("--max-beam", type=positive_int, default=50, help="beam width cap")
+    cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
+    cmd.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let the embedder's weights be downloaded (default: the local cache only)",
+    )
+    cmd.add_argument(
+        "--trust-pickled-checkpoint",
+        action="store_true",
+        help="read an old pickled decoder file; unpickling can run code hidden in the file",
+    )
+    cmd.set_defaults(run=serve)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="novic", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     synset.set_defaults(run=show_synset)
     add_classify(commands)
     add_convert_checkpoint(commands)
+    add_serve(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
