@@ -446,7 +446,10 @@ def resource(path: str | Path) -> Path:
     for candidate in (path, Path(__file__).resolve().parent.parent / path):
         if candidate.is_file():
             return candidate
-    raise DatasetError(f"{path} does not exist (tools/imagenet_class_lists.py writes it)")
+    raise DatasetError(
+        f"{path} does not exist in the working directory or the repository (a metadata file "
+        "of the project: restore it from git; tools/imagenet_class_lists.py writes the wnid list)"
+    )
 
 
 def read_wnids(path: str | Path) -> list[str]:
@@ -509,6 +512,8 @@ def _read_loc_solution(path: Path, known: set[str]) -> dict[str, str]:
     if not rows or [c.strip() for c in rows[0][:2]] != ["ImageId", "PredictionString"]:
         raise DatasetError(f"{path}:1: expected the header ImageId,PredictionString (Kaggle's)")
     for number, row in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
         words = row[1].split() if len(row) >= 2 else []
         if not row or not words or words[0] not in known:
             raise DatasetError(

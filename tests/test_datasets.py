@@ -321,7 +321,7 @@ def test_imagenet1k_kaggle_layout_with_its_solution_csv(tmp_path: Path) -> None:
     csv.write_text(
         "ImageId,PredictionString\n"
         f"ILSVRC2012_val_00000002,{WNIDS[7]} 1 2 3 4 {WNIDS[7]} 5 6 7 8\n"
-        f"ILSVRC2012_val_00000001,{WNIDS[3]} 1 2 3 4\n"
+        f"ILSVRC2012_val_00000001,{WNIDS[3]} 1 2 3 4\n\n"
     )
     ds = open_dataset("imagenet1k", tmp_path, "test")
     assert samples(ds) == [
@@ -334,6 +334,23 @@ def test_imagenet1k_kaggle_layout_with_its_solution_csv(tmp_path: Path) -> None:
     csv.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,cat 1 2 3 4\n")
     with pytest.raises(DatasetError, match=r"LOC_val_solution\.csv:2: expected an image id"):
         open_dataset("imagenet1k", tmp_path)
+
+
+def test_imagenet_metadata_is_found_or_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not in the working directory: the repository's copy
+    assert datasets.resource(datasets.WNID_FILE) == REPO / datasets.WNID_FILE
+    monkeypatch.setattr(datasets, "WNID_FILE", "resources/class_names/gone.txt")
+    with pytest.raises(DatasetError, match=r"class_names/gone\.txt does not exist"):
+        datasets.imagenet_names()
+    bad = tmp_path / "wnids.txt"
+    bad.write_text("n01440764\nn01440764\n")
+    with pytest.raises(DatasetError, match=r"wnids\.txt:2: n01440764 is listed twice"):
+        datasets.read_wnids(bad)
+    bad.write_text("# header\ntench\n")
+    with pytest.raises(DatasetError, match=r"wnids\.txt:2: 'tench' is not a WordNet id"):
+        datasets.read_wnids(bad)
 
 
 def test_imagenet1k_flat_files_named_by_wnid_or_unlabelled(tmp_path: Path) -> None:
@@ -438,6 +455,9 @@ def test_imagewoof_fastai_layout(tmp_path: Path) -> None:
     ds = open_dataset("imagewoof", tmp_path, "test", classes)
     assert len(ds) == 10 and ds.label(8) == 8 and ds.classes[8] == ["Samoyed"]
     assert ds.classes[0] == ["Shih Tzu"] and ds.id(9) == "val/n02115641/9.JPEG"
+    small = ds.subset(3, seed=1)
+    assert len(small) == 3 and small.wnids == list(datasets.IMAGEWOOF_WNIDS)
+    assert [small.label(i) for i in range(3)] == sorted(small.label(i) for i in range(3))
     with pytest.raises(DatasetError, match="imagewoof: needs a class list"):
         open_dataset("imagewoof", tmp_path)
     wrong = tmp_path / "wrong.txt"
