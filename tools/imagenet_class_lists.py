@@ -9,6 +9,7 @@ Sources (both installed with the project, offline):
   - the class names: open_clip's zero_shot_metadata.IMAGENET_CLASSNAMES (MIT), the names
     OpenAI's CLIP uses, in the same order (resources/class_names/imagenet1k.txt).
 
+imagenet1k.txt itself (CLIP's names, one a line) is checked against open_clip, not rewritten.
 Written: imagenet1k_wnids.txt (one wnid a line) and imagenet_a.txt, imagenet_r.txt,
 imagewoof.txt (one class a line, in the dataset's sorted-wnid order, each line ending in a
 `# wnid` comment that novic.datasets checks against the data's folders).
@@ -52,6 +53,11 @@ def outputs() -> dict[str, str]:
     if wnids != sorted(wnids) or len(set(wnids)) != 1000 or len(IMAGENET_CLASSNAMES) != 1000:
         raise SystemExit("timm's imagenet_synsets.txt is not 1000 sorted wnids")
     names = dict(zip(wnids, IMAGENET_CLASSNAMES, strict=True))
+    from novic.nouns import read_class_list
+
+    listed = [row[0] for row in read_class_list(OUT / "imagenet1k.txt")]
+    if listed != list(IMAGENET_CLASSNAMES):
+        raise SystemExit(f"{OUT / 'imagenet1k.txt'} differs from open_clip's IMAGENET_CLASSNAMES")
     header = (
         "# The 1000 ImageNet-1K WordNet ids in class-index order (sorted), from timm's\n"
         "# imagenet_synsets.txt; line i is the class of line i of imagenet1k.txt.\n"
