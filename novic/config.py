@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from novic.datasets import LAYOUTS
+from novic.datasets import KIND_FILES, LAYOUTS
 from novic.embedders import parse_spec
 from novic.schema import ConfigError, _schema, fill_defaults, load_schema
 from novic.settings import (
@@ -216,6 +216,10 @@ def _check_built(config: Mapping[str, Any]) -> list[str]:
         for key in ("classes", "annotations", "specificity"):
             if bench[key]:
                 problems += _missing(f"eval.benchmarks.{name}.{key}", bench[key], "file")
+        for path in KIND_FILES.get(bench["kind"], ()):
+            problems += _missing(
+                f"eval.benchmarks.{name}.kind", path, f"{bench['kind']} metadata file"
+            )
     used = {run["embedder"] for run in runs.values()} & set(config["embedders"])
     for key in sorted(used):
         spec = config["embedders"][key]

@@ -226,8 +226,25 @@ def test_the_default_config_dry_runs_without_an_api_key(project_copy):
     assert "generate_captions" in result.stdout and "OPENAI_API_KEY" not in result.stdout
 
 
+def test_the_paper_benchmarks_are_in_the_catalog_and_need_their_data(tmp_path):
+    paper = ["imagenet1k", "cifar10", "cifar100", "food101", "tinyimagenet", "imagenette",
+             "imagewoof", "imagenet_a", "imagenet_r", "world", "wiki", "val3k"]  # fmt: skip
+    config = {"build": {"benchmarks": paper}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    for name in paper:
+        root = "data/cifar" if name.startswith("cifar") else f"data/{name}"
+        assert f"eval.benchmarks.{name}.root: folder {root} does not exist" in message
+    assert "eval.benchmarks.world.annotations: file data/world/annotations.json" in message
+    assert "kind imagenet1k: expected ILSVRC2012 in ROOT" in message
+    assert "kind tinyimagenet: expected ROOT[/tiny-imagenet-200]/ with wnids.txt" in message
+    assert "kind imagenet_r: expected ROOT[/imagenet-r]/{wnid}/*.jpg" in message
+
+
 def test_a_missing_dataset_stops_the_dry_run_with_the_key(project_copy):
-    files = override_files(project_copy, {"build": {"benchmarks": ["food101"]}})
+    selected = ["food101", "imagenet1k", "imagenet_a", "tinyimagenet", "world"]
+    files = override_files(project_copy, {"build": {"benchmarks": selected}})
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", *files],
         cwd=project_copy,
@@ -238,6 +255,9 @@ def test_a_missing_dataset_stops_the_dry_run_with_the_key(project_copy):
     output = result.stdout + result.stderr
     assert "eval.benchmarks.food101.root: folder data/food101 does not exist" in output
     assert "food-101/{images,meta}" in output  # the expected layout
+    for name in selected[1:]:  # the paper's benchmarks, all reported at once
+        assert f"eval.benchmarks.{name}.root: folder data/{name} does not exist" in output
+    assert "LOC_val_solution.csv" in output and "val/val_annotations.txt" in output
 
 
 def test_no_script_reads_the_config():

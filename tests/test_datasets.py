@@ -251,3 +251,218 @@ def test_only_regular_files_are_opened(tmp_path: Path) -> None:
         open_image(tmp_path)
     with pytest.raises(ImageError, match=r"null: cannot read image: a special file"):
         open_image("/dev/null")
+
+
+# --- the paper's ImageNet-family benchmarks ------------------------------------------------------
+
+CLASS_NAMES = REPO / "resources" / "class_names"
+WNIDS = datasets.read_wnids(CLASS_NAMES / "imagenet1k_wnids.txt")
+
+
+def test_imagenet_wnids_and_class_lists_are_consistent() -> None:
+    from novic.nouns import read_class_list
+
+    assert len(WNIDS) == 1000 and sorted(WNIDS) == WNIDS
+    assert WNIDS[0] == "n01440764" and WNIDS[-1] == "n15075141"
+    wnids, names = datasets.imagenet_names()
+    assert wnids == WNIDS and names["n01440764"] == ["tench"]
+    for kind, count in (("imagenet_a", 200), ("imagenet_r", 200), ("imagewoof", 10)):
+        path = CLASS_NAMES / f"{kind}.txt"
+        declared = datasets.listed_wnids(path)
+        assert declared is not None and len(declared) == count and declared == sorted(declared)
+        assert read_class_list(path) == [names[w] for w in declared]
+    assert datasets.listed_wnids(CLASS_NAMES / "imagewoof.txt") == list(datasets.IMAGEWOOF_WNIDS)
+    assert datasets.listed_wnids(CLASS_NAMES / "imagenet1k.txt") is None  # no wnid comments
+
+
+def test_imagenet_class_lists_match_their_generator() -> None:
+    pytest.importorskip("timm")
+    pytest.importorskip("open_clip")
+    import subprocess
+    import sys
+
+    tool = REPO / "tools" / "imagenet_class_lists.py"
+    result = subprocess.run([sys.executable, tool, "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def samples(ds: datasets.ImageDataset) -> list[tuple[str, int]]:
+    return [(ds.id(i), ds.label(i)) for i in range(len(ds))]
+
+
+def test_imagenet1k_class_folders(tmp_path: Path) -> None:
+    for j, wnid in enumerate((WNIDS[0], WNIDS[1], WNIDS[999])):
+        write_image(tmp_path / "val" / wnid / f"ILSVRC2012_val_{j}.JPEG", (j, 0, 0))
+    write_image(tmp_path / "train" / WNIDS[5] / "t.JPEG", (0, 0, 0))
+    ds = open_dataset("imagenet1k", tmp_path)  # class names from resources/ by default
+    assert samples(ds) == [
+        (f"val/{WNIDS[0]}/ILSVRC2012_val_0.JPEG", 0),
+        (f"val/{WNIDS[1]}/ILSVRC2012_val_1.JPEG", 1),
+        (f"val/{WNIDS[999]}/ILSVRC2012_val_2.JPEG", 999),
+    ]
+    assert len(ds.classes) == 1000 and ds.classes[0] == ["tench"] and ds.wnids == WNIDS
+    datasets.check_labels(ds)
+    listed = open_dataset("imagenet1k", tmp_path, class_list=CLASS_NAMES / "imagenet1k.txt")
+    assert listed.classes == ds.classes
+    assert len(ds.subset(2, seed=3)) == 2
+    assert samples(open_dataset("imagenet1k", tmp_path, "train")) == [
+        (f"train/{WNIDS[5]}/t.JPEG", 5)
+    ]
+    (tmp_path / "val" / "n99999999").mkdir()
+    with pytest.raises(DatasetError, match=r"val/n99999999 is not named by an ImageNet-1K wnid"):
+        open_dataset("imagenet1k", tmp_path)
+
+
+def test_imagenet1k_kaggle_layout_with_its_solution_csv(tmp_path: Path) -> None:
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    for j in (1, 2):
+        write_image(val / f"ILSVRC2012_val_0000000{j}.JPEG", (j, j, j))
+    csv = tmp_path / "LOC_val_solution.csv"
+    csv.write_text(
+        "ImageId,PredictionString\n"
+        f"ILSVRC2012_val_00000002,{WNIDS[7]} 1 2 3 4 {WNIDS[7]} 5 6 7 8\n"
+        f"ILSVRC2012_val_00000001,{WNIDS[3]} 1 2 3 4\n\n"
+    )
+    ds = open_dataset("imagenet1k", tmp_path, "test")
+    assert samples(ds) == [
+        ("val/ILSVRC2012_val_00000001.JPEG", 3), ("val/ILSVRC2012_val_00000002.JPEG", 7),
+    ]  # fmt: skip
+    assert ds.load(1).getpixel((0, 0)) == (2, 2, 2)
+    csv.write_text(f"ImageId,PredictionString\nILSVRC2012_val_00000001,{WNIDS[3]} 1 2 3 4\n")
+    with pytest.raises(DatasetError, match=r"1 images of .* have no row in .*LOC_val_solution"):
+        open_dataset("imagenet1k", tmp_path)
+    csv.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,cat 1 2 3 4\n")
+    with pytest.raises(DatasetError, match=r"LOC_val_solution\.csv:2: expected an image id"):
+        open_dataset("imagenet1k", tmp_path)
+
+
+def test_imagenet_metadata_is_found_or_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # not in the working directory: the repository's copy
+    assert datasets.resource(datasets.WNID_FILE) == REPO / datasets.WNID_FILE
+    monkeypatch.setattr(datasets, "WNID_FILE", "resources/class_names/gone.txt")
+    with pytest.raises(DatasetError, match=r"class_names/gone\.txt does not exist"):
+        datasets.imagenet_names()
+    bad = tmp_path / "wnids.txt"
+    bad.write_text("n01440764\nn01440764\n")
+    with pytest.raises(DatasetError, match=r"wnids\.txt:2: n01440764 is listed twice"):
+        datasets.read_wnids(bad)
+    bad.write_text("# header\ntench\n")
+    with pytest.raises(DatasetError, match=r"wnids\.txt:2: 'tench' is not a WordNet id"):
+        datasets.read_wnids(bad)
+
+
+def test_imagenet1k_flat_files_named_by_wnid_or_unlabelled(tmp_path: Path) -> None:
+    write_image(tmp_path / "val" / f"ILSVRC2012_val_00000001_{WNIDS[2]}.JPEG", (0, 0, 0))
+    write_image(tmp_path / "val" / f"ILSVRC2012_val_00000002_{WNIDS[0]}.JPEG", (0, 0, 0))
+    ds = open_dataset("imagenet1k", tmp_path)
+    assert [ds.label(i) for i in range(2)] == [2, 0]
+    write_image(tmp_path / "val" / "ILSVRC2012_val_00000003.JPEG", (0, 0, 0))
+    (tmp_path / "ILSVRC2012_validation_ground_truth.txt").write_text("65\n970\n230\n")
+    with pytest.raises(DatasetError, match=r"holds 3 images but no labels: .*valprep\.sh"):
+        open_dataset("imagenet1k", tmp_path)
+    with pytest.raises(DatasetError, match=r"imagenet1k: no folder val/ in .*empty"):
+        open_dataset("imagenet1k", tmp_path / "empty")
+
+
+def imagenet_variant_tree(root: Path, wnids: list[str]) -> None:
+    for wnid in wnids:
+        (root / wnid).mkdir(parents=True)
+    write_image(root / wnids[0] / "0.jpg", (0, 0, 0))
+    write_image(root / wnids[199] / "a.jpg", (9, 9, 9))
+    write_image(root / wnids[199] / "b.png", (9, 9, 9))
+
+
+@pytest.mark.parametrize("kind", ["imagenet_a", "imagenet_r"])
+def test_imagenet_a_and_r_release_folders(tmp_path: Path, kind: str) -> None:
+    wnids = datasets.listed_wnids(CLASS_NAMES / f"{kind}.txt")
+    assert wnids is not None
+    imagenet_variant_tree(tmp_path / kind.replace("_", "-"), wnids)
+    classes = CLASS_NAMES / f"{kind}.txt"
+    ds = open_dataset(kind, tmp_path, class_list=classes)
+    assert samples(ds) == [
+        (f"{wnids[0]}/0.jpg", 0), (f"{wnids[199]}/a.jpg", 199), (f"{wnids[199]}/b.png", 199),
+    ]  # fmt: skip
+    _, names = datasets.imagenet_names()
+    assert ds.classes[199] == names[wnids[199]] and ds.wnids == wnids
+    assert open_dataset(kind, tmp_path).classes == ds.classes  # names from ImageNet-1K
+    assert len(ds.subset(1)) == 1
+    other = "imagenet_r" if kind == "imagenet_a" else "imagenet_a"
+    with pytest.raises(DatasetError, match=rf"class list .*{other}\.txt is for other classes"):
+        open_dataset(kind, tmp_path, class_list=CLASS_NAMES / f"{other}.txt")
+    with pytest.raises(DatasetError, match="has only a test split"):
+        open_dataset(kind, tmp_path, "train")
+    (tmp_path / kind.replace("_", "-") / wnids[5]).rmdir()
+    with pytest.raises(DatasetError, match=r"has 199 class folders, expected the release's 200"):
+        open_dataset(kind, tmp_path)
+    (tmp_path / kind.replace("_", "-") / "README.d").mkdir()
+    with pytest.raises(DatasetError, match=r"not named by ImageNet-1K wnids .*README\.d"):
+        open_dataset(kind, tmp_path)
+
+
+def write_tiny_imagenet(base: Path) -> None:
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("n02124075\nn01443537\n")  # not sorted, as released
+    (base / "words.txt").write_text(
+        "n00001740\tentity\nn01443537\tgoldfish, Carassius auratus\nn02124075\tEgyptian cat\n"
+    )
+    write_image(base / "val" / "images" / "val_0.JPEG", (1, 1, 1))
+    write_image(base / "val" / "images" / "val_1.JPEG", (2, 2, 2))
+    (base / "val" / "val_annotations.txt").write_text(
+        "val_0.JPEG\tn02124075\t0\t1\t60\t60\nval_1.JPEG\tn01443537\t3\t4\t50\t50\n"
+    )
+    write_image(base / "train" / "n01443537" / "images" / "n01443537_0.JPEG", (3, 3, 3))
+    (base / "train" / "n02124075" / "images").mkdir(parents=True)
+
+
+def test_tiny_imagenet_official_layout(tmp_path: Path) -> None:
+    write_tiny_imagenet(tmp_path / "tiny-imagenet-200")
+    ds = open_dataset("tinyimagenet", tmp_path)
+    assert ds.classes == [["goldfish", "Carassius auratus"], ["Egyptian cat"]]
+    assert samples(ds) == [("val/images/val_0.JPEG", 1), ("val/images/val_1.JPEG", 0)]
+    assert ds.wnids == ["n01443537", "n02124075"]
+    assert ds.load(1).getpixel((0, 0)) == (2, 2, 2)
+    assert len(ds.subset(1, seed=2)) == 1
+    train = open_dataset("tinyimagenet", tmp_path / "tiny-imagenet-200", "train")
+    assert samples(train) == [("train/n01443537/images/n01443537_0.JPEG", 0)]
+
+
+def test_tiny_imagenet_bad_files_are_named(tmp_path: Path) -> None:
+    base = tmp_path / "tiny-imagenet-200"
+    write_tiny_imagenet(base)
+    annotations = base / "val" / "val_annotations.txt"
+    annotations.write_text("val_0.JPEG\tn09999999\t0\t1\t60\t60\n")
+    with pytest.raises(DatasetError, match=r"val_annotations\.txt:1: expected FILE<tab>WNID"):
+        open_dataset("tinyimagenet", tmp_path)
+    annotations.write_text("val_7.JPEG\tn01443537\n")
+    with pytest.raises(DatasetError, match=r"val_annotations\.txt:1: .*val_7\.JPEG does not"):
+        open_dataset("tinyimagenet", tmp_path)
+    (base / "words.txt").write_text("n01443537\tgoldfish\n")
+    with pytest.raises(DatasetError, match=r"words\.txt names no class for \['n02124075'\]"):
+        open_dataset("tinyimagenet", tmp_path)
+    (base / "words.txt").unlink()
+    with pytest.raises(DatasetError, match=r"cannot read .*words\.txt"):
+        open_dataset("tinyimagenet", tmp_path)
+    with pytest.raises(DatasetError, match=r"cannot read .*wnids\.txt"):
+        open_dataset("tinyimagenet", tmp_path / "nothing")
+
+
+def test_imagewoof_fastai_layout(tmp_path: Path) -> None:
+    for i, wnid in enumerate(datasets.IMAGEWOOF_WNIDS):
+        write_image(tmp_path / "imagewoof2-320" / "val" / wnid / f"{i}.JPEG", (i, i, i))
+    classes = CLASS_NAMES / "imagewoof.txt"
+    ds = open_dataset("imagewoof", tmp_path, "test", classes)
+    assert len(ds) == 10 and ds.label(8) == 8 and ds.classes[8] == ["Samoyed"]
+    assert ds.classes[0] == ["Shih Tzu"] and ds.id(9) == "val/n02115641/9.JPEG"
+    small = ds.subset(3, seed=1)
+    assert len(small) == 3 and small.wnids == list(datasets.IMAGEWOOF_WNIDS)
+    assert [small.label(i) for i in range(3)] == sorted(small.label(i) for i in range(3))
+    with pytest.raises(DatasetError, match="imagewoof: needs a class list"):
+        open_dataset("imagewoof", tmp_path)
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("".join(f"dog {i}  # {w}\n" for i, w in enumerate(WNIDS[:10])))
+    with pytest.raises(DatasetError, match=r"is for other classes: its class 0 is n01440764"):
+        open_dataset("imagewoof", tmp_path, "test", wrong)
+    with pytest.raises(DatasetError, match=r"none of imagewoof2, .*missing \(expected ROOT/"):
+        open_dataset("imagewoof", tmp_path / "missing", "test", classes)

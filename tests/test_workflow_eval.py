@@ -166,9 +166,13 @@ def test_paper_recipes_dry_run_shows_every_evaluation_job(
     # no API key: a dry run needs none (the caption jobs read it when they start)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     workdir = copy_project(tmp_path)
-    for folder in ("data/cifar", "data/food101", "data/imagenette"):
-        (workdir / folder).mkdir(parents=True)  # the config check wants the data folders
-    benches = ("fashion_mnist", "sample_photos", "cifar10", "cifar100", "food101", "imagenette")
+    paper = ("imagenet1k", "food101", "tinyimagenet", "imagenette", "imagewoof", "imagenet_a",
+             "imagenet_r", "world", "wiki", "val3k")  # fmt: skip
+    for folder in ("cifar", *paper):
+        (workdir / "data" / folder).mkdir(parents=True)  # the config check wants the folders
+    for name in ("world", "wiki", "val3k"):
+        (workdir / "data" / name / "annotations.json").write_text("{}")
+    benches = ("fashion_mnist", "sample_photos", "cifar10", "cifar100", *paper)
     files = [
         *([preset] if preset else []),
         *override_files(workdir, {"build": {"benchmarks": list(benches)}})[1:],

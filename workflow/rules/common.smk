@@ -3,6 +3,7 @@
 # Helpers only look things up: cross-key rules live in novic.config.check.
 
 from novic.config import built_benchmarks, built_runs, validate_config
+from novic.datasets import KIND_FILES
 from novic.schema import lookup, without_runtime
 from novic.textdata import shard_name
 
@@ -216,11 +217,14 @@ def benchmark(wildcards):
 
 
 def benchmark_files(wildcards):
-    """A benchmark's data folder, class list, annotation and specificity files (a missing
-    folder of build.benchmarks is reported by the config check, naming the key)."""
+    """A benchmark's data folder, class list, annotation and specificity files, and the
+    metadata its kind reads (novic.datasets.KIND_FILES: the ImageNet wnids and names); a
+    missing folder of build.benchmarks is reported by the config check, naming the key."""
     bench = benchmark(wildcards)
     keys = ("classes", "annotations", "specificity")
-    return [bench["root"]] + [bench[key] for key in keys if bench[key]]
+    kind_files = KIND_FILES.get(bench["kind"], ())
+    extra = [path for path in kind_files if path != bench["classes"]]
+    return [bench["root"]] + [bench[key] for key in keys if bench[key]] + extra
 
 
 def eval_params(wildcards):
