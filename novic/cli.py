@@ -85,6 +85,21 @@ def classify(args: argparse.Namespace) -> int:
         return 2
 
 
+def add_model_options(cmd: argparse.ArgumentParser) -> None:
+    """The options of loading a trained model and its embedder (classify and serve)."""
+    cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
+    cmd.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let the embedder's weights be downloaded (default: the local cache only)",
+    )
+    cmd.add_argument(
+        "--trust-pickled-checkpoint",
+        action="store_true",
+        help="read an old pickled decoder file; unpickling can run code hidden in the file",
+    )
+
+
 def add_classify(commands: argparse._SubParsersAction) -> None:
     from novic.settings import DEFAULT_GENCFG
 
@@ -116,17 +131,7 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--batch-size", type=positive_int, default=64, help="images per CLIP batch")
     cmd.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     cmd.add_argument("--guide", help="file of nouns (one per line) to choose from")
-    cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
-    cmd.add_argument(
-        "--allow-download",
-        action="store_true",
-        help="let the embedder's weights be downloaded (default: the local cache only)",
-    )
-    cmd.add_argument(
-        "--trust-pickled-checkpoint",
-        action="store_true",
-        help="read an old pickled decoder file; unpickling can run code hidden in the file",
-    )
+    add_model_options(cmd)
     cmd.set_defaults(run=classify, error=cmd.error)
 
 
@@ -205,17 +210,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--max-image-mb", type=positive_int, default=8, help="image file cap")
     cmd.add_argument("--max-pixels", type=positive_int, default=40_000_000, help="image cap")
     cmd.add_argument("--max-beam", type=positive_int, default=50, help="beam width cap")
-    cmd.add_argument("--cache-dir", help="folder of downloaded embedder weights")
-    cmd.add_argument(
-        "--allow-download",
-        action="store_true",
-        help="let the embedder's weights be downloaded (default: the local cache only)",
-    )
-    cmd.add_argument(
-        "--trust-pickled-checkpoint",
-        action="store_true",
-        help="read an old pickled decoder file; unpickling can run code hidden in the file",
-    )
+    add_model_options(cmd)
     cmd.set_defaults(run=serve)
 
 
