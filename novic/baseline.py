@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ARTIFACT = "vocab_embeddings"
-CHUNK_NOUNS = 512  # nouns embedded per progress step (x the templates: texts per step)
+CHUNK_NOUNS = 64  # nouns embedded per progress step (x the templates: texts per step)
 PROGRESS_SECONDS = 30.0
 SEARCH_ROWS = 1024  # images per similarity matrix (bounds its memory: rows x nouns floats)
 
