@@ -14,6 +14,10 @@ One image benchmark (evaluate_images) embeds the dataset's images once and measu
   guided by all the model's nouns), the predictions written to a predictions JSON, exact-match
   accuracy against the class sets, and the semantic similarity (MiniLM, novic.scoring) of the
   top-1 noun with the true class name; with an annotation file, the reference's points;
+- zero-shot CLIP over every noun of the run's vocabulary ("whole_vocab", novic.baseline): the
+  nearest nouns to each image among the prompt-ensemble embeddings of all its target nouns
+  (a cache of rule embed_vocab_nouns), scored exactly like the free predictions, with its
+  cost (the one-off embedding of the noun texts; milliseconds per image of the search);
 - the modality gap: angles between image embeddings and the text embedding of their class,
   against random classes, next to the angles the training noise rotates text embeddings by.
 
@@ -260,10 +264,13 @@ def evaluate_images(
     samples_path: str | Path | None = None,
     embedder: Embedder | None = None,
     cache_dir: str | None = None,
+    vocab_embeddings: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate one run on one benchmark; write the metrics and predictions JSON files (and a
     figure of sample images with their top predictions). The checkpoint's embedder is loaded
-    offline from `cache_dir` (rule prepare_embedder downloaded it) unless one is passed in."""
+    offline from `cache_dir` (rule prepare_embedder downloaded it) unless one is passed in.
+    With `vocab_embeddings` (a cache of novic.baseline.embed_vocab_nouns) and
+    settings.whole_vocab, the whole-vocabulary zero-shot baseline is scored too."""
     t0 = time.perf_counter()
     ds, clf = _open_benchmark(checkpoint, bench, settings, device, embedder, cache_dir)
     timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
@@ -281,6 +288,12 @@ def evaluate_images(
     free = clf.decoder(images) if len(kept) else []
     timings["decode_free_s"] = time.perf_counter() - t
     metrics["free"] = {"gencfg": clf.decoder.cfg.name}
+    free_names = [_names(p, 5) for p in free]
+    baseline: list[list[str]] | None = None
+    if settings.whole_vocab and vocab_embeddings:
+        metrics["whole_vocab"], baseline = _whole_vocab(
+            vocab_embeddings, clf, images, bench.prompts, timings
+        )
 
     guided: list[list[Prediction]] = []
     if ds.classes:
@@ -289,22 +302,36 @@ def evaluate_images(
         metrics["guided"], guided, sets = _class_list_decoding(
             clf, ds.classes, dictionary, settings, images, labels, timings
         )
-        metrics["free"].update(_free_scores(free, sets, ds.classes, labels, settings, timings))
+        metrics["free"].update(
+            _free_scores(free_names, sets, ds.classes, labels, settings, timings, "semantic_s")
+        )
+        if baseline is not None:
+            metrics["whole_vocab"].update(
+                _free_scores(
+                    baseline, sets, ds.classes, labels, settings, timings, "whole_vocab_semantic_s"
+                )
+            )
         if len(kept):
             metrics["modality_gap"] = modality_gap(
                 images, labels, class_vecs, clf.record.get("noise"), settings.gap_samples,
                 settings.seed,
             )  # fmt: skip
     if bench.annotations:
-        metrics["open_vocab"] = _open_vocab_scores(bench, ds, kept, free)
+        metrics["open_vocab"] = _open_vocab_scores(bench, ds, kept, free_names)
+        if baseline is not None:
+            metrics["whole_vocab"]["open_vocab"] = _open_vocab_scores(bench, ds, kept, baseline)
 
     samples = _write_predictions(
-        predictions_path, metrics["run"], bench, settings, clf, ds, kept, free, guided, errors
-    )
+        predictions_path, metrics["run"], bench, settings, clf, ds, kept, free, guided, errors,
+        baseline,
+    )  # fmt: skip
     if samples_path is not None:
         _write_sample_grid(samples_path, ds, kept, samples, f"{metrics['run']} on {bench.name}")
     timings["total_s"] = time.perf_counter() - t0
     timings["images_per_s"] = len(kept) / max(timings["total_s"], 1e-9)
+    if "whole_vocab" in metrics:
+        wv = metrics["whole_vocab"]["timings"]
+        wv["decoder_ms_per_image"] = round(1000 * timings["decode_free_s"] / max(len(kept), 1), 3)
     metrics["timings"] = {k: round(v, 3) for k, v in timings.items()}
     write_json(metrics, metrics_path)
     log.info("%s: %s", bench.name, _summary(metrics))
@@ -386,6 +413,44 @@ def _zero_shot(
     }
 
 
+def _whole_vocab(
+    path: str | Path,
+    clf: Any,
+    images: np.ndarray,
+    prompts: str,
+    timings: dict[str, float],
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """The whole-vocabulary baseline's head (its nouns, prompts, costs) and each image's top-5
+    nouns. The cache must come from the run's embedder and vocabulary and the benchmark's
+    prompt set."""
+    from novic.baseline import nearest_nouns, read_vocab_embeddings
+
+    meta = clf.record.get("meta", {})
+    vocab = read_vocab_embeddings(
+        path,
+        {
+            "novic.embedder_sha256": meta.get("embedder_sha256"),
+            "novic.vocab_sha256": meta.get("vocab_sha256"),
+            "novic.prompts": prompts,
+        },
+    )
+    t = time.perf_counter()
+    nouns = nearest_nouns(images, vocab, 5) if len(images) else []
+    timings["whole_vocab_s"] = seconds = time.perf_counter() - t
+    head = {
+        "nouns": len(vocab.nouns),
+        "prompts": prompts,
+        "templates": len(json.loads(vocab.meta.get("novic.templates", "[]"))),
+        "timings": {
+            "embed_nouns_s": round(vocab.embed_seconds, 3),
+            "embed_nouns_device": vocab.meta.get("novic.device", ""),
+            "search_s": round(seconds, 3),
+            "ms_per_image": round(1000 * seconds / max(len(images), 1), 3),
+        },
+    }
+    return head, nouns
+
+
 def _class_list_decoding(
     clf: Any,
     classes: Sequence[Sequence[str]],
@@ -427,40 +492,43 @@ def _class_list_decoding(
 
 
 def _free_scores(
-    free: Sequence[Sequence[Prediction]],
+    free: Sequence[Sequence[str]],
     sets: Sequence[set[str]],
     classes: Sequence[Sequence[str]],
     labels: np.ndarray,
     settings: EvalSettings,
     timings: dict[str, float],
+    timing: str,
 ) -> dict[str, float]:
-    """Exact-match top-1/top-5 of the free predictions against the class sets, and the
-    semantic similarity of the top-1 noun with the true class name."""
+    """Exact-match top-1/top-5 of free answers (each image's nouns, best first) against the
+    class sets, and the semantic similarity of the top-1 noun with the true class name (its
+    seconds in timings[timing])."""
     from novic.scoring import topk_accuracy
 
-    free_acc = topk_accuracy([_names(p, 5) for p in free], sets) if free else {}
+    free_acc = topk_accuracy([list(p[:5]) for p in free], sets) if free else {}
     scores = {"top1": free_acc.get("top1", 0.0), "top5": free_acc.get("top5", 0.0)}
     if settings.semantic and free:
         from novic.scoring import SentenceEncoder, semantic_similarity
 
         t = time.perf_counter()
         truth = [classes[y][0] for y in labels]
-        top1 = [p[0].noun if p else "" for p in free]
+        top1 = [p[0] if p else "" for p in free]
         sims = semantic_similarity(top1, truth, SentenceEncoder())
         scores["semantic_similarity"] = float(sims.mean())
-        timings["semantic_s"] = time.perf_counter() - t
+        timings[timing] = time.perf_counter() - t
     return scores
 
 
 def _open_vocab_scores(
-    bench: BenchmarkSettings, ds: Any, kept: Sequence[int], free: Sequence[Sequence[Prediction]]
+    bench: BenchmarkSettings, ds: Any, kept: Sequence[int], free: Sequence[Sequence[str]]
 ) -> dict[str, Any]:
-    """The reference's open-vocabulary points of the free top-1 and top-5 predictions."""
+    """The reference's open-vocabulary points of free top-1 and top-5 answers (each image's
+    nouns, best first)."""
     from novic.scoring import load_annotations, load_specificity, score_predictions
 
     annotations = load_annotations(bench.annotations)
     spec = load_specificity(bench.specificity or None)
-    named = {ds.id(i): _names(p, 5) for i, p in zip(kept, free, strict=True)}
+    named = {ds.id(i): list(p[:5]) for i, p in zip(kept, free, strict=True)}
     return {f"top{k}": score_predictions(named, annotations, spec, k).to_dict() for k in (1, 5)}
 
 
@@ -475,9 +543,10 @@ def _write_predictions(
     free: Sequence[Sequence[Prediction]],
     guided: Sequence[Sequence[Prediction]],
     errors: Sequence[str],
+    baseline: Sequence[Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write the predictions JSON (free predictions, and the class-list answer where there is
-    one); return its samples."""
+    """Write the predictions JSON (free predictions, the class-list answer where there is
+    one, the whole-vocabulary baseline's nouns where it ran); return its samples."""
     labelled = bool(ds.classes)
     samples = []
     for j, (i, preds) in enumerate(zip(kept, free, strict=True)):
@@ -490,6 +559,8 @@ def _write_predictions(
         }
         if labelled and guided:
             entry["class_prediction"] = guided[j][0].noun if guided[j] else None
+        if baseline is not None:
+            entry["whole_vocab"] = list(baseline[j])
         samples.append(entry)
     write_json(
         {
@@ -532,6 +603,12 @@ def _summary(m: Mapping[str, Any]) -> str:
         parts.append(f"semantic similarity {m['free']['semantic_similarity']:.3f}")
     if "open_vocab" in m:
         parts.append(f"open-vocabulary score {m['open_vocab']['top1']['score']:.3f}")
+    wv = m.get("whole_vocab", {})
+    if "top1" in wv:
+        parts.append(f"whole-vocabulary CLIP top-1 {wv['top1']:.3f}")
+    if "open_vocab" in wv:
+        score = wv["open_vocab"]["top1"]["score"]
+        parts.append(f"whole-vocabulary CLIP open-vocabulary score {score:.3f}")
     return ", ".join(parts) or "done"
 
 

@@ -1,7 +1,8 @@
 """Figures and tables of the HTML report (`snakemake --report`), drawn with matplotlib.
 
 Per run: the metrics table (every benchmark: zero-shot ceiling, NOVIC with the class list, free
-predictions, semantic similarity, open-vocabulary points; the text side), training curves (loss,
+predictions, semantic similarity, open-vocabulary points, beside each the whole-vocabulary
+zero-shot CLIP baseline and its cost; the text side), training curves (loss,
 teacher-forced token accuracy, learning rate per chunk), accuracy against the zero-shot ceiling,
 the modality gap next to the training noise angles, and sample images with their predictions.
 Across runs: one table and one figure that put the runs side by side (e.g. the paper's ablation,
@@ -92,7 +93,7 @@ def training_curves(metrics_jsonl: str | Path, path: str | Path, title: str) -> 
 
 def accuracy_vs_ceiling(evals: Sequence[Mapping[str, Any]], path: str | Path, title: str) -> None:
     """Top-1 per labelled benchmark: zero-shot CLIP (ceiling), NOVIC with the class list, free
-    NOVIC predictions, and chance."""
+    NOVIC predictions, zero-shot CLIP over the whole vocabulary (where it ran), and chance."""
     import numpy as np
 
     plt = _pyplot()
@@ -102,13 +103,16 @@ def accuracy_vs_ceiling(evals: Sequence[Mapping[str, Any]], path: str | Path, ti
         "zero-shot CLIP (ceiling)": [e["zero_shot"]["top1"] for e in labelled],
         "NOVIC, class list": [e["guided"]["top1"] for e in labelled],
         "NOVIC, free": [e["free"].get("top1", 0.0) for e in labelled],
+        "CLIP zero-shot, all nouns": [e.get("whole_vocab", {}).get("top1") for e in labelled],
         "chance": [e["zero_shot"]["chance"] for e in labelled],
     }
+    series = {k: v for k, v in series.items() if any(x is not None for x in v) or not v}
     fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(names) + 2), 3.4), layout="constrained")
     x = np.arange(len(labelled))
-    width = 0.2
+    width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
-        ax.bar(x + (i - 1.5) * width, values, width, label=label)
+        heights = [0.0 if v is None else v for v in values]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=label)
     ax.set_xticks(x, names[: len(labelled)])
     ax.set(ylabel="top-1 accuracy", ylim=(0, 1), title=title)
     ax.legend(fontsize=7)
@@ -167,6 +171,22 @@ def _deg(stats: Mapping[str, Any] | None) -> str:
     return "" if mean is None or math.isnan(float(mean)) else f"{float(mean):.1f}"
 
 
+def _num(x: Any, digits: int) -> str:
+    """A number with `digits` decimals ("" for none or NaN)."""
+    return "" if x is None or math.isnan(float(x)) else f"{float(x):.{digits}f}"
+
+
+def _ms(seconds: Any, e: Mapping[str, Any]) -> str:
+    """Milliseconds per evaluated image of a total in seconds ("" for none)."""
+    n = e.get("evaluated") or 0
+    return "" if seconds is None or not n else f"{1000 * float(seconds) / n:.3f}"
+
+
+def _open_score(metrics: Mapping[str, Any]) -> Any:
+    """The open-vocabulary top-1 score of a block of free answers (None where unscored)."""
+    return metrics.get("open_vocab", {}).get("top1", {}).get("score")
+
+
 def _text_name(source: str) -> str:
     """The table's name of a text-side source (held-out templates or captions)."""
     return f"text: held-out {source}" + ("" if source == "captions" else " templates")
@@ -178,8 +198,9 @@ def metrics_rows(
     """One row per (benchmark or text source): the headline numbers in percent."""
     rows = []
     for e in evals:
-        free = e.get("free", {})
+        free, wv = e.get("free", {}), e.get("whole_vocab", {})
         ov = e.get("open_vocab", {}).get("top1", {})
+        wv_cost = wv.get("timings", {})
         rows.append(
             {
                 "benchmark": e["benchmark"],
@@ -188,14 +209,22 @@ def metrics_rows(
                 "class-list top-1": _pct(e.get("guided", {}).get("top1")),
                 "class-list top-5": _pct(e.get("guided", {}).get("top5")),
                 "free top-1": _pct(free.get("top1")),
+                "whole-vocab top-1": _pct(wv.get("top1")),
                 "free top-5": _pct(free.get("top5")),
+                "whole-vocab top-5": _pct(wv.get("top5")),
                 "semantic similarity": _pct(free.get("semantic_similarity")),
+                "whole-vocab semantic similarity": _pct(wv.get("semantic_similarity")),
                 "open-vocab score": _pct(ov.get("score")),
+                "whole-vocab open-vocab score": _pct(_open_score(wv)),
                 "open-vocab overall (specificity)": _pct(ov.get("overall_score")),
                 "chance": _pct(e.get("zero_shot", {}).get("chance")),
                 "unmapped classes": len(e.get("guided", {}).get("classes_unmapped", [])),
                 "device": e.get("device", ""),
                 "images/s": f"{e.get('timings', {}).get('images_per_s', 0):.1f}",
+                "free ms/image": _ms(e.get("timings", {}).get("decode_free_s"), e),
+                "whole-vocab ms/image": _num(wv_cost.get("ms_per_image"), 3),
+                "whole-vocab nouns": wv.get("nouns", ""),
+                "whole-vocab noun embedding (s, once)": _num(wv_cost.get("embed_nouns_s"), 1),
             }
         )
     for name, s in (text or {}).get("sources", {}).items():
@@ -267,7 +296,8 @@ def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     `runs`: run name -> {"noise": its config noise section, "evals": its benchmark metrics
     (novic.evaluate.evaluate_images), "text": its text-side metrics or None}. The free top-1 is
     also given as a share of the zero-shot ceiling (the same embeddings, scored with the class
-    list); the angles are this run's measured mean image-to-own-class and training-noise angles.
+    list), and beside it the whole-vocabulary zero-shot baseline's; the angles are this run's
+    measured mean image-to-own-class and training-noise angles.
     """
     rows: list[dict[str, Any]] = []
     for run, r in runs.items():
@@ -285,11 +315,13 @@ def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "zero-shot top-1 (ceiling)": _pct(ceiling),
                     "class-list top-1": _pct(e.get("guided", {}).get("top1")),
                     "free top-1": _pct(top1),
+                    "whole-vocab top-1": _pct(e.get("whole_vocab", {}).get("top1")),
                     "free top-1 / ceiling": _pct(
                         top1 / ceiling if top1 is not None and ceiling else None
                     ),
                     "semantic similarity": _pct(free.get("semantic_similarity")),
-                    "open-vocab score": _pct(e.get("open_vocab", {}).get("top1", {}).get("score")),
+                    "open-vocab score": _pct(_open_score(e)),
+                    "whole-vocab open-vocab score": _pct(_open_score(e.get("whole_vocab", {}))),
                     "text top-1": "",
                     "text top-5": "",
                     "chance": _pct(zero_shot.get("chance")),

@@ -497,6 +497,7 @@ class EvalSettings(Settings):
     gencfg: str  # free predictions and the text side
     class_gencfg: str  # decoding over the class list
     semantic: bool
+    whole_vocab: bool  # the whole-vocabulary zero-shot baseline (novic.baseline)
     text_rows: int
     batch_size: int
     gap_samples: int

@@ -207,3 +207,27 @@ def test_modality_gap_legend_has_the_means_and_names_the_paper_lines(
     ]
     assert clean[2] == "text vs noisy text: no training noise"
     assert all("paper, SigLIP B/16" in t for t in noisy[3:]) and len(noisy) == 5
+
+
+def test_the_whole_vocabulary_baseline_sits_beside_the_free_answer(tmp_path: Path) -> None:
+    labelled = labelled_eval("cifar10", 0.9, 0.4, 30.0)
+    labelled["evaluated"] = 40
+    labelled["timings"] = {"decode_free_s": 0.4, "images_per_s": 50.0}
+    labelled["whole_vocab"] = {
+        "nouns": 1000, "top1": 0.25, "top5": 0.5, "semantic_similarity": 0.6,
+        "timings": {"embed_nouns_s": 12.34, "ms_per_image": 0.125},
+    }  # fmt: skip
+    photos = photos_eval(0.7)
+    photos["whole_vocab"] = {"open_vocab": {"top1": {"score": 0.35}}}
+    rows = report.metrics_rows([labelled, photos], None)
+    assert rows[0]["free top-1"] == "40.00" and rows[0]["whole-vocab top-1"] == "25.00"
+    assert rows[0]["whole-vocab top-5"] == "50.00"
+    assert rows[0]["whole-vocab semantic similarity"] == "60.00"
+    assert rows[0]["free ms/image"] == "10.000" and rows[0]["whole-vocab ms/image"] == "0.125"
+    assert rows[0]["whole-vocab noun embedding (s, once)"] == "12.3"
+    assert rows[1]["whole-vocab open-vocab score"] == "35.00" and rows[1]["whole-vocab top-1"] == ""
+    compared = compare_rows({"r": {"evals": [labelled, photos], "text": None}})
+    assert [r["whole-vocab top-1"] for r in compared] == ["25.00", ""]
+    assert [r["whole-vocab open-vocab score"] for r in compared] == ["", "35.00"]
+    report.accuracy_vs_ceiling([labelled], tmp_path / "accuracy.png", "t")
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000

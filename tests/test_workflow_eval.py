@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from project import TEST_CONFIG, copy_project, override_files, snakemake
 from snakemake.api import SnakemakeApi
@@ -39,6 +40,8 @@ EVAL_OUTPUTS = {
     "results/report/runs.csv",
     "results/report/runs.png",
 }  # fmt: skip
+# the whole-vocabulary baseline's noun embeddings: both benchmarks use the imagenet prompts
+NOUN_CACHE = "results/vocab_embeddings/tiny/ft9/imagenet.parquet"
 
 
 def dry_run(workdir: Path, *overrides: dict, resources: dict | None = None) -> set[str]:
@@ -75,9 +78,46 @@ def test_every_benchmark_and_the_text_side_are_evaluated(project: Path) -> None:
     assert (project / f"results/benchmarks/eval/{RUN}/fashion_mnist.tsv").is_file()
     table = (project / f"results/report/{RUN}/metrics.csv").read_text().splitlines()
     assert table[0].startswith("benchmark,") and len(table) == 1 + 2 + 2
+    assert "whole-vocab top-1" in table[0] and "whole-vocab ms/image" in table[0]
     runs = (project / "results/report/runs.csv").read_text().splitlines()
     assert runs[0].startswith("run,noise,") and len(runs) == 1 + 2 + 2
     assert all(row.startswith(f"{RUN},GaussElemUniformAngle,") for row in runs[1:])
+
+
+def test_the_whole_vocabulary_baseline_is_scored_beside_free_predictions(project: Path) -> None:
+    from novic.baseline import read_vocab_embeddings
+    from novic.dictionary import nouns_fingerprint
+
+    vocab = project / "results/vocab/ft9.parquet"
+    cache = read_vocab_embeddings(project / NOUN_CACHE)
+    assert cache.meta["novic.vocab_sha256"] == nouns_fingerprint(vocab)
+    info = json.loads((project / "results/embedders/tiny.json").read_text())
+    assert cache.meta["novic.embedder_sha256"] == info["sha256"]
+    assert len(cache.nouns) == pq.read_metadata(vocab).num_rows
+    fashion = json.loads((project / f"results/eval/{RUN}/fashion_mnist.json").read_text())
+    wv = fashion["whole_vocab"]
+    assert wv["nouns"] == len(cache.nouns) and wv["prompts"] == "imagenet"
+    assert 0 <= wv["top1"] <= wv["top5"] <= 1
+    assert wv["timings"]["ms_per_image"] >= 0 and wv["timings"]["decoder_ms_per_image"] > 0
+    photos = json.loads((project / f"results/eval/{RUN}/sample_photos.json").read_text())
+    assert photos["whole_vocab"]["open_vocab"]["top1"]["images"] == 5
+    log = (project / "results/logs/vocab_embeddings/tiny/ft9/imagenet.log").read_text()
+    assert "nouns/s" in log and "ETA" in log
+
+
+def test_the_noun_cache_is_rebuilt_only_for_another_embedder_vocabulary_or_prompt_set(
+    project: Path,
+) -> None:
+    assert NOUN_CACHE not in dry_run(project, {"eval": {"whole_vocab": False}})
+    assert dry_run(project, {"embeddings": {"batch_size": 7}}) == set()
+    prompts = dry_run(project, {"eval": {"benchmarks": {"fashion_mnist": {"prompts": "simple"}}}})
+    assert {p for p in prompts if "vocab_embeddings" in p} == {
+        "results/vocab_embeddings/tiny/ft9/simple.parquet"
+    }
+    assert NOUN_CACHE in dry_run(project, {"embedders": {"tiny": {"tiny": {"seed": 1}}}})
+    other = dry_run(project, {"runs": {RUN: {"threshold": 12}}})
+    assert "results/vocab_embeddings/tiny/ft12/imagenet.parquet" in other
+    assert NOUN_CACHE not in other
 
 
 def test_report_builds_and_says_what_a_random_embedder_means(project: Path) -> None:

@@ -234,6 +234,24 @@ def eval_params(wildcards):
     return {"benchmark": benchmark(wildcards), "eval": settings}
 
 
+def eval_vocab_embeddings(wildcards):
+    """The run's noun embeddings for the benchmark's prompt set (the whole-vocabulary
+    baseline), none when eval.whole_vocab is off."""
+    if not config["eval"]["whole_vocab"]:
+        return []
+    run = config["runs"][wildcards.run]
+    prompts = benchmark(wildcards)["prompts"]
+    return f"results/vocab_embeddings/{run['embedder']}/ft{run['threshold']}/{prompts}.parquet"
+
+
+def vocab_embed_params(wildcards):
+    """What a noun-embedding cache depends on: the embedder, its autocast and the prompt set."""
+    return prepare_params(wildcards) | {
+        "autocast": config["embeddings"]["autocast"],
+        "prompts": wildcards.prompts,
+    }
+
+
 def text_params(wildcards):
     """The text side: the held-out sources of the run and the decoding settings."""
     return {

@@ -6,11 +6,39 @@
 #                                                  gap, config hash, device, timings
 # results/eval/{run}/{benchmark}.predictions.json  every image's predictions
 # results/eval/{run}/{benchmark}.samples.png       sample images with their top predictions
+# results/vocab_embeddings/{embedder}/ft{threshold}/{prompts}.parquet
+#                                                  every noun of a vocabulary embedded with a
+#                                                  prompt set: the whole-vocabulary zero-shot
+#                                                  baseline (novic.baseline), built once
 # results/eval/{run}/text.json                     text side: held-out templates, exact match
 # results/report/{run}/                            the report's table and figures
 # results/report/runs.csv, runs.png                every built run side by side (the ablation)
 #
 # Image jobs ask for a GPU (resources gpu=1) and use it when they get one, else the CPU.
+
+
+rule embed_vocab_nouns:
+    input:
+        vocab="results/vocab/ft{threshold}.parquet",
+        embedder="results/embedders/{embedder}.json",
+    output:
+        "results/vocab_embeddings/{embedder}/ft{threshold}/{prompts}.parquet",
+    log:
+        "results/logs/vocab_embeddings/{embedder}/ft{threshold}/{prompts}.log",
+    benchmark:
+        "results/benchmarks/vocab_embeddings/{embedder}/ft{threshold}/{prompts}.tsv"
+    wildcard_constraints:
+        prompts=r"[a-z]+",  # a prompt set (eval.benchmarks.*.prompts)
+    conda:
+        "../envs/novic.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        cfg=vocab_embed_params,
+        runtime="embeddings",
+    script:
+        "../scripts/embed_vocab_nouns.py"
 
 
 rule evaluate_benchmark:
@@ -19,6 +47,7 @@ rule evaluate_benchmark:
         embedder=run_embedder,
         dictionary="results/nouns/dictionary.parquet",
         files=benchmark_files,
+        vocab_embeddings=eval_vocab_embeddings,
     output:
         metrics="results/eval/{run}/{benchmark}.json",
         predictions="results/eval/{run}/{benchmark}.predictions.json",

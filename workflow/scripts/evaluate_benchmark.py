@@ -20,4 +20,5 @@ evaluate_images(
     snakemake.output.predictions,
     snakemake.output.samples,
     cache_dir=job.runtime["cache_dir"],
+    vocab_embeddings=snakemake.input.get("vocab_embeddings") or None,
 )
