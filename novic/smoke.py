@@ -2,7 +2,8 @@
 
 The jobs that ask for a GPU (resources gpu=1) record the device they ran on in their outputs:
 each embedding shard in its Parquet metadata (novic.device), each training chunk in the
-decoder's metrics.jsonl, each evaluation in its JSON. `recorded_devices` collects them for some
+decoder's metrics.jsonl, each evaluation in its JSON (and the whole-vocabulary baseline's noun
+embeddings in the benchmark's). `recorded_devices` collects them for some
 runs; `main` checks that all ran on the expected device (CUDA where torch sees a GPU) and exits
 non-zero, naming the outputs, where one did not.
 
@@ -40,7 +41,13 @@ def recorded_devices(
             found[f"{model / 'metrics.jsonl'} chunk {record['chunk']}"] = record.get("device", "")
         for name in [*benchmarks, "text"]:
             path = results / "eval" / run / f"{name}.json"
-            found[str(path)] = json.loads(path.read_text(encoding="utf-8")).get("device", "")
+            metrics = json.loads(path.read_text(encoding="utf-8"))
+            found[str(path)] = metrics.get("device", "")
+            if "whole_vocab" in metrics:  # the noun embeddings of the whole-vocabulary baseline
+                timings = metrics["whole_vocab"].get("timings", {})
+                found[f"{path} whole-vocabulary noun embeddings"] = timings.get(
+                    "embed_nouns_device", ""
+                )
     return found
 
 
