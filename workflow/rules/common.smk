@@ -219,7 +219,8 @@ def benchmark(wildcards):
 def benchmark_files(wildcards):
     """A benchmark's data folder, class list, annotation and specificity files, and the
     metadata its kind reads (novic.datasets.KIND_FILES: the ImageNet wnids and names); a
-    missing folder of build.benchmarks is reported by the config check, naming the key."""
+    missing folder of build.benchmarks is reported by the config check, naming the key.
+    """
     bench = benchmark(wildcards)
     keys = ("classes", "annotations", "specificity")
     kind_files = KIND_FILES.get(bench["kind"], ())
