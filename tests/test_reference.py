@@ -431,3 +431,28 @@ def test_a_pickled_payload_is_refused(tmp_path: Path) -> None:
     torch.save({"model_state_dict": {}, "x": Payload()}, path)
     with pytest.raises(ReferenceFormatError, match=r"evil.model: the restricted unpickler"):
         convert_reference_checkpoint(path, tmp_path / "out.pt", embedder=TINY_SPEC)
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+def test_an_import_llm_entry_replaces_generation_in_the_workflow(tmp_path: Path) -> None:
+    """Dry run: captions of an `import` entry come from import_captions; sampling is the same."""
+    from project import TEST_CONFIG, copy_project, snakemake
+
+    workdir = copy_project(tmp_path / "repo")
+    source = write_dataset(tmp_path / "captions_dataset.json", ENTRIES)
+    llms = {"ref": {"backend": "import", "model": "gpt-3.5-turbo-1106", "path": str(source)}}
+    override = {"captions": {"llm": "ref", "llms": llms}}
+    (workdir / "import.yaml").write_text(json.dumps(override))
+    folder = "results/captions/ref/ft9"
+    targets = [f"{folder}/samples/heldout.parquet"]
+    files = snakemake(workdir, targets, configfiles=[TEST_CONFIG, "import.yaml"], dryrun=True)
+    assert f"{folder}/captions.parquet" in files and f"{folder}/captions.stats.json" in files
+    assert not [f for f in files if "/replies/" in f or "/cache/" in f]  # no generation
+    # an LLM entry still generates (the import rule does not claim its files)
+    generated = snakemake(
+        workdir, ["results/captions/gpt35/ft9/captions.parquet"], configfiles=[TEST_CONFIG],
+        dryrun=True,
+    )  # fmt: skip
+    assert any("/gpt35/ft9/replies/" in f for f in generated)
