@@ -159,6 +159,59 @@ def add_convert_checkpoint(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(run=convert_checkpoint)
 
 
+def import_checkpoint(args: argparse.Namespace) -> int:
+    """Convert a reference decoder checkpoint into a decoder file (novic.reference)."""
+    import json
+
+    from novic.reference import ReferenceFormatError, convert_reference_checkpoint
+
+    try:
+        embedder = json.loads(args.embedder) if args.embedder else None
+        summary = convert_reference_checkpoint(
+            args.reference, args.out, embedder=embedder, nouns_path=args.nouns,
+            heads=args.heads, allow_pickle=args.trust_pickle, cache_dir=args.cache_dir,
+        )  # fmt: skip
+    except json.JSONDecodeError as error:
+        print(f"novic import-checkpoint: --embedder is not JSON: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, RuntimeError, ReferenceFormatError) as error:
+        print(f"novic import-checkpoint: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out}: {summary['nouns']} nouns, vocabulary {summary['vocab_size']}, "
+        f"L={summary['layers']} H={summary['hidden']} P={summary['prefix_tokens']}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_import_checkpoint(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "import-checkpoint",
+        help="convert a decoder checkpoint of the reference implementation (ovod_chunk*.train "
+        "or .model) into this project's decoder file (docs/training.md)",
+    )
+    cmd.add_argument("reference", help="the reference checkpoint (a path you give)")
+    cmd.add_argument("--out", required=True, help="the decoder file to write")
+    cmd.add_argument(
+        "--embedder",
+        metavar="JSON",
+        help='this project\'s embedder spec, e.g. \'{"hub": "timm/ViT-B-16-SigLIP"}\' (default: '
+        "from the checkpoint's openclip:ORG/NAME); its tokenizer rebuilds the target tokens",
+    )
+    cmd.add_argument(
+        "--nouns", metavar="PARQUET", help="dictionary whose ids the nouns take (default 1..N)"
+    )
+    cmd.add_argument("--heads", type=positive_int, help="attention heads if the file lacks them")
+    cmd.add_argument("--cache-dir", help="Hugging Face cache for the tokenizer")
+    cmd.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="unpickle fully if the restricted unpickler refuses the file (can run code in it)",
+    )
+    cmd.set_defaults(run=import_checkpoint)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Serve a model's web page and JSON API until interrupted (novic.serve)."""
     from novic.serve import MB, Limits, serve_command
@@ -225,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     synset.set_defaults(run=show_synset)
     add_classify(commands)
     add_convert_checkpoint(commands)
+    add_import_checkpoint(commands)
     add_serve(commands)
     args = parser.parse_args(argv)
     return args.run(args)

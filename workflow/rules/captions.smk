@@ -9,6 +9,10 @@
 #   ft{threshold}/samples/part-NNNN.parquet   training rows, text-dataset schema (shuffled)
 #   ft{threshold}/samples/heldout.parquet     rows of held-out caption templates (text-side
 #                                      evaluation; never trained on)
+#
+# An llms entry with backend `import` has no cache/ or replies/: import_captions reads the
+# reference's caption dataset (its `path`) into ft{threshold}/captions.parquet instead of
+# generate_captions + filter_captions; sample_captions is the same for both.
 
 
 # An API key is read by the job from the environment when it starts (it fails at once, naming
@@ -34,6 +38,7 @@ rule generate_captions:
         "results/benchmarks/captions/{llm}/ft{threshold}/generate_captions.{shard}.tsv"
     wildcard_constraints:
         shard=r"\d+",
+        llm=caption_llm_pattern(imported=False),
     conda:
         "../envs/novic.yaml"
     threads: caption_threads
@@ -62,12 +67,33 @@ rule filter_captions:
         stats="results/captions/{llm}/ft{threshold}/captions.stats.json",
     log:
         "results/logs/captions/{llm}/ft{threshold}/filter_captions.log",
+    wildcard_constraints:
+        llm=caption_llm_pattern(imported=False),
     conda:
         "../envs/novic.yaml"
     params:
         cfg=caption_filter_params,
     script:
         "../scripts/filter_captions.py"
+
+
+rule import_captions:
+    input:
+        vocab="results/vocab/ft{threshold}.parquet",
+        source=caption_import_source,
+    output:
+        captions="results/captions/{llm}/ft{threshold}/captions.parquet",
+        stats="results/captions/{llm}/ft{threshold}/captions.stats.json",
+    log:
+        "results/logs/captions/{llm}/ft{threshold}/import_captions.log",
+    wildcard_constraints:
+        llm=caption_llm_pattern(imported=True),
+    conda:
+        "../envs/novic.yaml"
+    params:
+        cfg=caption_import_params,
+    script:
+        "../scripts/import_captions.py"
 
 
 rule sample_captions:

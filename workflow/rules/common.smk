@@ -2,6 +2,8 @@
 # section per stage (snakemake --lint wants functions in common.smk, rule files declarative).
 # Helpers only look things up: cross-key rules live in novic.config.check.
 
+import re
+
 from novic.config import built_benchmarks, built_runs, validate_config
 from novic.datasets import KIND_FILES
 from novic.schema import lookup, without_runtime
@@ -106,6 +108,30 @@ def caption_llm(name):
     if name not in llms:
         raise ValueError(f"captions.llms has no entry {name!r} (known: {sorted(llms)})")
     return llms[name]
+
+
+def caption_llm_pattern(imported):
+    """A wildcard pattern matching the captions.llms names whose backend is (not) import:
+    imported captions come from import_captions, the others from generate/filter_captions.
+    """
+    names = [
+        re.escape(name)
+        for name, llm in config["captions"]["llms"].items()
+        if (llm["backend"] == "import") == imported
+    ]
+    return "|".join(names) if names else "(?!)"
+
+
+def caption_import_source(wildcards):
+    """The caption dataset file of an import LLM entry (given by the user, never fetched)."""
+    return caption_llm(wildcards.llm)["path"]
+
+
+def caption_import_params(wildcards):
+    return {
+        "filter": params_of("captions.filter"),
+        "source": caption_llm(wildcards.llm),
+    }
 
 
 def caption_shards():
