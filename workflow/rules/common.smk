@@ -219,7 +219,8 @@ def benchmark(wildcards):
 def benchmark_files(wildcards):
     """A benchmark's data folder, class list, annotation and specificity files, and the
     metadata its kind reads (novic.datasets.KIND_FILES: the ImageNet wnids and names); a
-    missing folder of build.benchmarks is reported by the config check, naming the key."""
+    missing folder of build.benchmarks is reported by the config check, naming the key.
+    """
     bench = benchmark(wildcards)
     keys = ("classes", "annotations", "specificity")
     kind_files = KIND_FILES.get(bench["kind"], ())
@@ -269,11 +270,15 @@ def run_eval_files(wildcards):
 
 
 def compared_runs():
-    """The runs compared in the report: every built run, its noise settings and the metrics
-    its rows and bars are read from (its benchmarks' and its text side's)."""
+    """The runs compared in the report: every built run, its noise settings, embedder and
+    vocabulary (the paper tables' match to the paper's numbers) and the metrics its rows and
+    bars are read from (its benchmarks' and its text side's)."""
     return {
         run: {
             "noise": config["runs"][run]["noise"],
+            "embedder": config["embedders"].get(config["runs"][run]["embedder"]),
+            "embedder_key": config["runs"][run]["embedder"],
+            "threshold": config["runs"][run]["threshold"],
             "evals": expand(
                 "results/eval/{run}/{benchmark}.json",
                 run=run,
