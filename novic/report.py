@@ -6,7 +6,9 @@ zero-shot CLIP baseline and its cost; the text side), training curves (loss,
 teacher-forced token accuracy, learning rate per chunk), accuracy against the zero-shot ceiling,
 the modality gap next to the training noise angles, and sample images with their predictions.
 Across runs: one table and one figure that put the runs side by side (e.g. the paper's ablation,
-the same decoder trained with and without noise).
+the same decoder trained with and without noise), and the paper's Tables 1 and 2 for every run,
+the paper's published numbers (resources/paper_results.yaml) beside a run that uses the paper's
+embedder and vocabulary.
 """
 
 from __future__ import annotations
@@ -695,7 +697,9 @@ def paper_table_rows(
     for run, r in runs.items():
         threshold = r.get("threshold")
         for e in r.get("evals", []):
-            if not isinstance(e, Mapping) or not isinstance(e.get("benchmark"), str):
+            if not isinstance(e, Mapping):
+                raise PaperResultsError(f"run {run}: metrics {e!r} are not a JSON object")
+            if not isinstance(e.get("benchmark"), str):
                 raise PaperResultsError(f"{_where(e)}: run {run}: no `benchmark` name")
             spec = e.get("embedder") or r.get("embedder")
             hub, bench = _hub_name(spec), e["benchmark"]

@@ -408,3 +408,9 @@ def test_bad_metrics_name_the_file_and_the_key(tmp_path: Path, paper: dict) -> N
     path.write_text("[1, 2]")
     with pytest.raises(report.PaperResultsError, match="expected a JSON object"):
         report._load_eval(path)
+    bad = labelled_eval("cifar10", 0.9, 0.5, None)
+    del bad["benchmark"]
+    path.write_text(json.dumps(bad))
+    runs["r"]["evals"] = [report._load_eval(path)]
+    with pytest.raises(report.PaperResultsError, match=r"cifar10\.json: run r: no `benchmark`"):
+        report.paper_table_rows(runs, paper)
