@@ -6,7 +6,9 @@ zero-shot CLIP baseline and its cost; the text side), training curves (loss,
 teacher-forced token accuracy, learning rate per chunk), accuracy against the zero-shot ceiling,
 the modality gap next to the training noise angles, and sample images with their predictions.
 Across runs: one table and one figure that put the runs side by side (e.g. the paper's ablation,
-the same decoder trained with and without noise).
+the same decoder trained with and without noise), and the paper's Tables 1 and 2 for every run,
+the paper's published numbers (resources/paper_results.yaml) beside a run that uses the paper's
+embedder and vocabulary.
 """
 
 from __future__ import annotations
@@ -240,9 +242,11 @@ def metrics_rows(
     return rows
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
-    """A CSV table (the report renders it)."""
-    keys: list[str] = []
+def write_table(
+    rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] = ()
+) -> None:
+    """A CSV table (the report renders it): `columns` first, then any other key of the rows."""
+    keys: list[str] = list(columns)
     for row in rows:
         keys.extend(k for k in row if k not in keys)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -444,14 +448,31 @@ def comparison_plot(runs: Mapping[str, Mapping[str, Any]], path: str | Path, tit
     _save(fig, path)
 
 
-def compare_runs(runs: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, str | Path]) -> None:
-    """The cross-run table and figure (`outputs`: table, figure). `runs`: run name ->
-    {"noise": its config noise section, "evals": paths of its benchmark metrics, "text": path of
-    its text-side metrics or None}."""
+def _load_eval(path: str | Path) -> dict[str, Any]:
+    """A benchmark's metrics JSON, remembering its file (`_source`) for error messages."""
+    try:
+        e = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PaperResultsError(f"{path}: cannot read the metrics: {exc}") from exc
+    if not isinstance(e, dict):
+        raise PaperResultsError(f"{path}: expected a JSON object, got {type(e).__name__}")
+    return e | {"_source": str(path)}
+
+
+def compare_runs(
+    runs: Mapping[str, Mapping[str, Any]],
+    outputs: Mapping[str, str | Path],
+    paper_results: str | Path | None = None,
+) -> None:
+    """The cross-run table and figure (`outputs`: table, figure), and with `paper_results` (a
+    resources/paper_results.yaml file) the paper's Tables 1 and 2 (`outputs`: paper_table1,
+    paper_table2). `runs`: run name -> {"noise": its config noise section, "embedder": its
+    embedder spec, "embedder_key", "threshold": its vocabulary, "evals": paths of its benchmark
+    metrics, "text": path of its text-side metrics or None}."""
     loaded = {
         run: {
-            "noise": r.get("noise"),
-            "evals": [json.loads(Path(p).read_text()) for p in r.get("evals", [])],
+            **{k: r.get(k) for k in ("noise", "embedder", "embedder_key", "threshold")},
+            "evals": [_load_eval(p) for p in r.get("evals", [])],
             "text": json.loads(Path(r["text"]).read_text()) if r.get("text") else None,
         }
         for run, r in runs.items()
@@ -460,3 +481,281 @@ def compare_runs(runs: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, st
     comparison_plot(
         loaded, outputs["figure"], "runs compared: free answers on images and held-out text"
     )
+    if paper_results is not None:
+        table1, table2 = paper_table_rows(loaded, load_paper_results(paper_results))
+        write_table(table1, outputs["paper_table1"], TABLE1_COLUMNS)
+        write_table(table2, outputs["paper_table2"], TABLE2_COLUMNS)
+
+
+# --- the paper's tables -----------------------------------------------------------------------
+
+PAPER_RESULTS = "resources/paper_results.yaml"  # the paper's published numbers (rule input)
+PAPER_MEASURES = {
+    "zero_shot_top1": "zero-shot top-1",
+    "guided_top1": "class-list top-1",
+    "open_score_human": "open-vocab score (human annotations)",
+    "open_score_llm": "open-vocab score (LLM annotations)",
+    "open_correct_llm": "correct (LLM annotations)",
+    "open_correct_close_llm": "correct + close (LLM annotations)",
+}
+CORRECT = ("correct_primary", "correct_secondary")  # annotation categories (novic.scoring)
+CLOSE = ("close_primary", "close_secondary")
+HEAD_COLUMNS = ["run", "embedder", "vocabulary", "benchmark", "images"]
+TABLE1_COLUMNS = [
+    *HEAD_COLUMNS,
+    "zero-shot top-1 (ceiling)",
+    "paper: zero-shot top-1",
+    "class-list top-1",
+    "paper: class-list top-1",
+    "free top-1",
+    "open-vocab score",
+    "whole-vocab top-1",
+    "whole-vocab open-vocab score",
+    "paper source",
+]
+TABLE2_COLUMNS = [
+    *HEAD_COLUMNS,
+    "open-vocab score",
+    "paper: open-vocab score (human annotations)",
+    "paper: open-vocab score (LLM annotations)",
+    "primary score",
+    "overall score (specificity)",
+    "correct",
+    "paper: correct (LLM annotations)",
+    "correct + close",
+    "paper: correct + close (LLM annotations)",
+    "open-vocab top-5 score",
+    "whole-vocab open-vocab score",
+    "whole-vocab overall score (specificity)",
+    "unannotated answers",
+    "paper source",
+]
+
+
+class PaperResultsError(ValueError):
+    """A malformed paper results file or eval metrics; the message names the file and the key."""
+
+
+def _hub_name(spec: Any) -> str | None:
+    """The hub model of an embedder spec ({hub: ORG/NAME}), without "hf-hub:"; else None."""
+    if isinstance(spec, Mapping) and isinstance(spec.get("hub"), str):
+        return spec["hub"].removeprefix("hf-hub:")
+    return None
+
+
+def load_paper_results(path: str | Path) -> dict[tuple[str, int | None, str, str], dict]:
+    """The paper's numbers of a resources/paper_results.yaml file, by (embedder hub model,
+    vocabulary threshold or None for any, benchmark, measure): {"value": percent, "source"}.
+
+    Every entry must name its source (the paper's table and column) and its embedder; a measure
+    not in PAPER_MEASURES, a value that is not a percentage, or the same number given twice stops
+    with a PaperResultsError naming the file and the key."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PaperResultsError(f"{path}: cannot read the paper's results: {exc}") from exc
+    entries = doc.get("entries") if isinstance(doc, Mapping) else None
+    if not isinstance(entries, list) or not entries:
+        raise PaperResultsError(f"{path}: expected a mapping with a non-empty list `entries`")
+    known: dict[tuple[str, int | None, str, str], dict] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: entries[{i}]"
+        if not isinstance(entry, Mapping):
+            raise PaperResultsError(f"{where}: expected a mapping, got {entry!r}")
+        unknown = set(entry) - {"source", "embedder", "threshold", "values"}
+        if unknown:
+            raise PaperResultsError(f"{where}: unknown keys {sorted(unknown)}")
+        source, embedder = entry.get("source"), entry.get("embedder")
+        if not isinstance(source, str) or "Table" not in source:
+            raise PaperResultsError(
+                f"{where}.source: {source!r} does not name the paper's table and column"
+            )
+        if _hub_name({"hub": embedder}) is None or "/" not in str(embedder):
+            raise PaperResultsError(f"{where}.embedder: {embedder!r} is not a hub model ORG/NAME")
+        threshold = entry.get("threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
+        ):
+            raise PaperResultsError(f"{where}.threshold: {threshold!r} is not a vocabulary (int)")
+        values = entry.get("values")
+        if not isinstance(values, Mapping) or not values:
+            raise PaperResultsError(f"{where}.values: expected {{benchmark: {{measure: percent}}}}")
+        for bench, measures in values.items():
+            if not isinstance(measures, Mapping) or not measures:
+                raise PaperResultsError(
+                    f"{where}.values.{bench}: expected {{measure: percent}}, got {measures!r}"
+                )
+            for measure, value in measures.items():
+                key = f"{where}.values.{bench}.{measure}"
+                if measure not in PAPER_MEASURES:
+                    raise PaperResultsError(
+                        f"{key}: unknown measure (known: {', '.join(PAPER_MEASURES)})"
+                    )
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise PaperResultsError(f"{key}: {value!r} is not a number")
+                if not 0 <= value <= 100:
+                    raise PaperResultsError(f"{key}: {value!r} is not a percentage (0 to 100)")
+                ident = (_hub_name({"hub": embedder}) or "", threshold, str(bench), measure)
+                if ident in known:
+                    raise PaperResultsError(
+                        f"{key}: given twice (also by {known[ident]['source']!r})"
+                    )
+                known[ident] = {"value": float(value), "source": source}
+    return known
+
+
+def _paper(
+    paper: Mapping[tuple[str, int | None, str, str], dict],
+    hub: str | None,
+    threshold: Any,
+    benchmark: str,
+    measure: str,
+) -> dict | None:
+    """The paper's number for this embedder, vocabulary, benchmark and measure (or None)."""
+    if hub is None:
+        return None
+    return paper.get((hub, threshold, benchmark, measure)) or paper.get(
+        (hub, None, benchmark, measure)
+    )
+
+
+def _embedder_label(spec: Any, key: Any) -> str:
+    """How the tables name a run's embedder: its hub model, else its config key."""
+    hub = _hub_name(spec)
+    if hub:
+        return hub
+    if isinstance(spec, Mapping) and spec.get("arch"):
+        return f"{key} ({spec['arch']})" if key else str(spec["arch"])
+    return str(key or "")
+
+
+def _share(e: Mapping[str, Any], *keys: str) -> float | None:
+    """A share in [0, 1] at keys of eval metrics (None where a block or key is absent); anything
+    else stops with an error naming the metrics file and the key."""
+    node: Any = e
+    for k in keys:
+        if not isinstance(node, Mapping) or k not in node:
+            return None
+        node = node[k]
+    if node is None:
+        return None
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise PaperResultsError(f"{_where(e)}: {'.'.join(keys)}: {node!r} is not a number")
+    if not math.isnan(node) and not 0 <= node <= 1:
+        raise PaperResultsError(f"{_where(e)}: {'.'.join(keys)}: {node!r} is not a share (0-1)")
+    return float(node)
+
+
+def _where(e: Mapping[str, Any]) -> str:
+    return str(e.get("_source") or f"metrics of benchmark {e.get('benchmark', '?')}")
+
+
+def _category_share(e: Mapping[str, Any], *categories: str) -> float | None:
+    """The share of annotated images whose best top-1 answer is in one of `categories`."""
+    top1 = e.get("open_vocab", {}).get("top1", {})
+    counts, images = top1.get("counts"), top1.get("images")
+    if not isinstance(counts, Mapping) or not images:
+        return None
+    try:
+        return sum(int(counts.get(c, 0)) for c in categories) / int(images)
+    except (TypeError, ValueError) as exc:
+        raise PaperResultsError(
+            f"{_where(e)}: open_vocab.top1.counts {dict(counts)!r} / images {images!r}: {exc}"
+        ) from exc
+
+
+def _paper_cells(
+    paper: Mapping, hub: str | None, threshold: Any, benchmark: str, measures: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """The paper's columns of a row (blank where the paper gives nothing) and their sources."""
+    cells, sources = {}, []
+    for m in measures:
+        hit = _paper(paper, hub, threshold, benchmark, m)
+        cells[f"paper: {PAPER_MEASURES[m]}"] = "" if hit is None else f"{hit['value']:.2f}"
+        if hit is not None and hit["source"] not in sources:
+            sources.append(hit["source"])
+    return cells, sources
+
+
+def paper_table_rows(
+    runs: Mapping[str, Mapping[str, Any]], paper: Mapping
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the paper's Table 1 (labelled benchmarks) and Table 2 (annotated ones, the
+    open-vocabulary scores), one per run and benchmark, in percent, with the paper's numbers
+    beside them where the run's embedder and vocabulary are the paper's.
+
+    `runs`: run name -> {"embedder": its config embedder spec, "embedder_key": its key,
+    "threshold": its vocabulary, "evals": its benchmark metrics (novic.evaluate)}; a metrics
+    file's own `embedder` (the spec the decoder was trained with) wins over the config's.
+    `paper`: load_paper_results. A benchmark with class labels (a zero_shot or guided block) is
+    a Table 1 row; one with an open_vocab block a Table 2 row; a block it lacks leaves blanks.
+    """
+    table1: list[dict[str, Any]] = []
+    table2: list[dict[str, Any]] = []
+    for run, r in runs.items():
+        threshold = r.get("threshold")
+        for e in r.get("evals", []):
+            if not isinstance(e, Mapping):
+                raise PaperResultsError(f"run {run}: metrics {e!r} are not a JSON object")
+            if not isinstance(e.get("benchmark"), str):
+                raise PaperResultsError(f"{_where(e)}: run {run}: no `benchmark` name")
+            spec = e.get("embedder") or r.get("embedder")
+            hub, bench = _hub_name(spec), e["benchmark"]
+            head = {
+                "run": run,
+                "embedder": _embedder_label(spec, r.get("embedder_key")),
+                "vocabulary": "" if threshold is None else f"FT{threshold}",
+                "benchmark": bench,
+                "images": e.get("evaluated", ""),
+            }
+            if "zero_shot" in e or "guided" in e:
+                cells, sources = _paper_cells(
+                    paper, hub, threshold, bench, ["zero_shot_top1", "guided_top1"]
+                )
+                table1.append(
+                    head
+                    | cells
+                    | {
+                        "zero-shot top-1 (ceiling)": _pct(_share(e, "zero_shot", "top1")),
+                        "class-list top-1": _pct(_share(e, "guided", "top1")),
+                        "free top-1": _pct(_share(e, "free", "top1")),
+                        "open-vocab score": _pct(_share(e, "open_vocab", "top1", "score")),
+                        "whole-vocab top-1": _pct(_share(e, "whole_vocab", "top1")),
+                        "whole-vocab open-vocab score": _pct(
+                            _share(e, "whole_vocab", "open_vocab", "top1", "score")
+                        ),
+                        "paper source": "; ".join(sources),
+                    }
+                )
+            if "open_vocab" in e:
+                measures = [m for m in PAPER_MEASURES if m.startswith("open_")]
+                cells, sources = _paper_cells(paper, hub, threshold, bench, measures)
+                counts = e["open_vocab"].get("top1", {}).get("counts", {})
+                table2.append(
+                    head
+                    | {"images": e["open_vocab"].get("top1", {}).get("images", head["images"])}
+                    | cells
+                    | {
+                        "open-vocab score": _pct(_share(e, "open_vocab", "top1", "score")),
+                        "primary score": _pct(_share(e, "open_vocab", "top1", "primary_score")),
+                        "overall score (specificity)": _pct(
+                            _share(e, "open_vocab", "top1", "overall_score")
+                        ),
+                        "correct": _pct(_category_share(e, *CORRECT)),
+                        "correct + close": _pct(_category_share(e, *CORRECT, *CLOSE)),
+                        "open-vocab top-5 score": _pct(_share(e, "open_vocab", "top5", "score")),
+                        "whole-vocab open-vocab score": _pct(
+                            _share(e, "whole_vocab", "open_vocab", "top1", "score")
+                        ),
+                        "whole-vocab overall score (specificity)": _pct(
+                            _share(e, "whole_vocab", "open_vocab", "top1", "overall_score")
+                        ),
+                        "unannotated answers": counts.get("missing", "")
+                        if isinstance(counts, Mapping)
+                        else "",
+                        "paper source": "; ".join(sources),
+                    }
+                )
+    return table1, table2

@@ -231,3 +231,186 @@ def test_the_whole_vocabulary_baseline_sits_beside_the_free_answer(tmp_path: Pat
     assert [r["whole-vocab open-vocab score"] for r in compared] == ["", "35.00"]
     report.accuracy_vs_ceiling([labelled], tmp_path / "accuracy.png", "t")
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
+
+
+# --- the paper's tables -----------------------------------------------------------------------
+
+PAPER_FILE = Path(__file__).parents[1] / report.PAPER_RESULTS
+SIGLIP = {"hub": "timm/ViT-B-16-SigLIP"}
+
+
+def open_vocab_eval(benchmark: str, score: float, counts: dict[str, int]) -> dict:
+    """The metrics of an annotated benchmark with the category counts of its top-1 answers."""
+    images = sum(counts.values())
+    top1 = {"images": images, "score": score, "primary_score": score, "overall_score": score - 0.1}
+    return {
+        "benchmark": benchmark,
+        "evaluated": images,
+        "free": {"gencfg": "beam"},
+        "open_vocab": {"top1": top1 | {"counts": counts}, "top5": {"score": score + 0.1}},
+    }
+
+
+@pytest.fixture
+def paper() -> dict:
+    return report.load_paper_results(PAPER_FILE)
+
+
+def test_the_paper_results_file_parses_and_every_entry_names_its_source(paper: dict) -> None:
+    import yaml
+
+    doc = yaml.safe_load(PAPER_FILE.read_text())
+    assert "WACV 2025" in doc["paper"]
+    for entry in doc["entries"]:  # the paper's table, and its column or row
+        source = entry["source"]
+        assert source.startswith("Table ") and ("column" in source or "row" in source), source
+    assert paper[("timm/ViT-B-16-SigLIP", 2, "imagenet1k", "guided_top1")] == {
+        "value": 68.11,
+        "source": "Table 1, column FT2 (NOVIC guided by the class list), SigLIP B/16",
+    }
+    assert paper[("timm/ViT-B-16-SigLIP", None, "cifar10", "zero_shot_top1")]["value"] == 92.33
+    assert paper[("timm/ViT-B-16-SigLIP", 2, "val3k", "open_correct_llm")]["value"] == 72.90
+    assert paper[("apple/DFN5B-CLIP-ViT-H-14-378", 0, "wiki", "open_score_llm")]["value"] == 74.48
+    assert {m for *_, m in paper} == set(report.PAPER_MEASURES)
+    tables = {v["source"].split(",")[0] for v in paper.values()}
+    assert tables == {"Table 1", "Table 2", "Table 4"}
+
+
+def test_paper_tables_put_the_papers_numbers_beside_a_paper_embedders_run(paper: dict) -> None:
+    imagenet = labelled_eval("imagenet1k", 0.76, 0.5, 50.0)
+    imagenet["whole_vocab"] = {"top1": 0.3}
+    cifar = labelled_eval("cifar10", 0.9, 0.6, 50.0)
+    del cifar["guided"]  # a missing block: blank cells, the paper's numbers still there
+    world = open_vocab_eval("world", 0.75, {"correct_primary": 6, "close_primary": 2,
+                                            "incorrect": 1, "missing": 1})  # fmt: skip
+    val3k = open_vocab_eval("val3k", 0.7, {"correct_primary": 7, "close_primary": 1,
+                                           "incorrect": 2})  # fmt: skip
+    runs = {"paper": {"embedder": {"hub": "hf-hub:timm/ViT-B-16-SigLIP"}, "threshold": 2,
+                      "evals": [imagenet, cifar, world, val3k]}}  # fmt: skip
+    table1, table2 = report.paper_table_rows(runs, paper)
+    assert [r["benchmark"] for r in table1] == ["imagenet1k", "cifar10"]
+    assert [r["benchmark"] for r in table2] == ["world", "val3k"]
+    top = table1[0]
+    assert top["embedder"] == "timm/ViT-B-16-SigLIP" and top["vocabulary"] == "FT2"
+    assert top["zero-shot top-1 (ceiling)"] == "76.00" and top["paper: zero-shot top-1"] == "75.91"
+    assert top["class-list top-1"] == "66.00" and top["paper: class-list top-1"] == "68.11"
+    assert top["free top-1"] == "50.00" and top["whole-vocab top-1"] == "30.00"
+    assert top["open-vocab score"] == "" and top["whole-vocab open-vocab score"] == ""
+    assert (
+        top["paper source"].startswith("Table 1, column CLIP")
+        and "column FT2" in (top["paper source"])
+    )
+    assert table1[1]["class-list top-1"] == "" and table1[1]["paper: class-list top-1"] == "90.77"
+    w, v = table2
+    assert w["images"] == 10 and w["open-vocab score"] == "75.00"
+    assert w["overall score (specificity)"] == "65.00" and w["open-vocab top-5 score"] == "85.00"
+    assert w["correct"] == "60.00" and w["correct + close"] == "80.00"
+    assert w["unannotated answers"] == 1 and w["whole-vocab open-vocab score"] == ""
+    assert w["paper: open-vocab score (human annotations)"] == "78.92"
+    assert w["paper: open-vocab score (LLM annotations)"] == ""  # the paper has no World-L
+    assert w["paper source"].startswith("Table 4, row FT2")
+    assert v["correct"] == "70.00" and v["paper: correct (LLM annotations)"] == "72.90"
+    assert v["paper: correct + close (LLM annotations)"] == "74.35"
+    assert v["paper: open-vocab score (human annotations)"] == ""
+
+
+def test_paper_tables_show_no_paper_numbers_where_the_paper_gives_none(paper: dict) -> None:
+    fashion = labelled_eval("fashion_mnist", 0.8, 0.4, 50.0)
+    runs = {
+        "tiny": {"embedder": {"tiny": {"seed": 0}}, "embedder_key": "tiny", "threshold": 2,
+                 "evals": [labelled_eval("imagenet1k", 0.1, 0.0, None), photos_eval(0.2)]},
+        "ft12": {"embedder": SIGLIP, "threshold": 12, "evals": [fashion,
+                 labelled_eval("imagenet1k", 0.7, 0.4, None)]},
+        "trained": {"embedder": {"tiny": {"seed": 0}}, "threshold": 2,  # its metrics' spec wins
+                    "evals": [labelled_eval("imagenet1k", 0.7, 0.4, None) | {"embedder": SIGLIP}]},
+    }  # fmt: skip
+    table1, table2 = report.paper_table_rows(runs, paper)
+    assert [(r["run"], r["benchmark"]) for r in table1] == [
+        ("tiny", "imagenet1k"), ("ft12", "fashion_mnist"), ("ft12", "imagenet1k"),
+        ("trained", "imagenet1k"),
+    ]  # fmt: skip
+    tiny, fashion_row, ft12, trained = table1
+    assert tiny["embedder"] == "tiny" and tiny["paper: class-list top-1"] == ""
+    assert tiny["paper: zero-shot top-1"] == "" and tiny["paper source"] == ""
+    assert fashion_row["paper: zero-shot top-1"] == "" and fashion_row["paper source"] == ""
+    # another vocabulary: the zero-shot ceiling (any vocabulary) but no class-list number
+    assert ft12["paper: zero-shot top-1"] == "75.91" and ft12["paper: class-list top-1"] == ""
+    assert trained["embedder"] == "timm/ViT-B-16-SigLIP"
+    assert trained["paper: class-list top-1"] == "68.11"
+    assert [r["benchmark"] for r in table2] == ["sample_photos"]
+    assert table2[0]["open-vocab score"] == "20.00" and table2[0]["correct"] == ""
+    assert all(table2[0][f"paper: {m}"] == "" for m in report.PAPER_MEASURES.values()
+               if m.startswith(("open", "correct")))  # fmt: skip
+
+
+def test_compare_runs_writes_the_paper_tables(runs: dict, tmp_path: Path) -> None:
+    paths: dict[str, dict] = {}
+    for run, r in runs.items():
+        evals = []
+        for e in r["evals"]:
+            evals.append(tmp_path / f"{run}.{e['benchmark']}.json")
+            evals[-1].write_text(json.dumps(e))
+        paths[run] = {"noise": r["noise"], "embedder": SIGLIP, "threshold": 2, "evals": evals}
+    outputs = {name: tmp_path / f"{name}.csv" for name in ("table", "paper_table1",
+                                                           "paper_table2")}  # fmt: skip
+    outputs["figure"] = tmp_path / "runs.png"
+    report.compare_runs(paths, outputs, PAPER_FILE)
+    for name, columns, n in (("paper_table1", report.TABLE1_COLUMNS, 2),
+                             ("paper_table2", report.TABLE2_COLUMNS, 2)):  # fmt: skip
+        with open(outputs[name], newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == columns and len(rows) == n
+    report.compare_runs({}, outputs, PAPER_FILE)  # no run: the header alone
+    assert outputs["paper_table1"].read_text().splitlines() == [",".join(report.TABLE1_COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("entries: []", "non-empty list `entries`"),
+        ("entries: [{embedder: a/b, values: {x: {guided_top1: 1}}}]", "entries[0].source: None"),
+        ("entries: [{source: Table 1, embedder: ab, values: {x: {guided_top1: 1}}}]",
+         "entries[0].embedder: 'ab'"),
+        ("entries: [{source: Table 1, embedder: a/b, values: {x: {top9: 1}}}]",
+         "entries[0].values.x.top9: unknown measure"),
+        ("entries: [{source: Table 1, embedder: a/b, values: {x: {guided_top1: 120}}}]",
+         "entries[0].values.x.guided_top1: 120 is not a percentage"),
+        ("entries: [{source: Table 1, embedder: a/b, values: {x: {guided_top1: high}}}]",
+         "entries[0].values.x.guided_top1: 'high' is not a number"),
+        ("entries: [{source: Table 1, embedder: a/b, threshold: x, values: {x: {guided_top1: 1}}}]",
+         "entries[0].threshold: 'x'"),
+        ("entries:\n- {source: Table 1, embedder: a/b, values: {x: {guided_top1: 1}}}\n"
+         "- {source: Table 4, embedder: a/b, values: {x: {guided_top1: 1}}}",
+         "entries[1].values.x.guided_top1: given twice (also by 'Table 1')"),
+    ],
+)  # fmt: skip
+def test_a_bad_paper_results_file_names_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "paper.yaml"
+    path.write_text(text)
+    with pytest.raises(report.PaperResultsError) as err:
+        report.load_paper_results(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_bad_metrics_name_the_file_and_the_key(tmp_path: Path, paper: dict) -> None:
+    bad = labelled_eval("cifar10", 0.9, 0.5, None)
+    bad["guided"]["top1"] = "ninety"
+    path = tmp_path / "cifar10.json"
+    path.write_text(json.dumps(bad))
+    runs = {"r": {"embedder": SIGLIP, "threshold": 2, "evals": [report._load_eval(path)]}}
+    with pytest.raises(report.PaperResultsError, match=r"cifar10\.json: guided\.top1: 'ninety'"):
+        report.paper_table_rows(runs, paper)
+    runs["r"]["evals"][0]["guided"]["top1"] = 1.5
+    with pytest.raises(report.PaperResultsError, match=r"guided\.top1: 1\.5 is not a share"):
+        report.paper_table_rows(runs, paper)
+    path.write_text("[1, 2]")
+    with pytest.raises(report.PaperResultsError, match="expected a JSON object"):
+        report._load_eval(path)
+    bad = labelled_eval("cifar10", 0.9, 0.5, None)
+    del bad["benchmark"]
+    path.write_text(json.dumps(bad))
+    runs["r"]["evals"] = [report._load_eval(path)]
+    with pytest.raises(report.PaperResultsError, match=r"cifar10\.json: run r: no `benchmark`"):
+        report.paper_table_rows(runs, paper)

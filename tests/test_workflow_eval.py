@@ -39,6 +39,8 @@ EVAL_OUTPUTS = {
                                            "modality_gap.png")),
     "results/report/runs.csv",
     "results/report/runs.png",
+    "results/report/paper_table1.csv",
+    "results/report/paper_table2.csv",
 }  # fmt: skip
 # the whole-vocabulary baseline's noun embeddings: both benchmarks use the imagenet prompts
 NOUN_CACHE = "results/vocab_embeddings/tiny/ft9/imagenet.parquet"
@@ -82,6 +84,12 @@ def test_every_benchmark_and_the_text_side_are_evaluated(project: Path) -> None:
     runs = (project / "results/report/runs.csv").read_text().splitlines()
     assert runs[0].startswith("run,noise,") and len(runs) == 1 + 2 + 2
     assert all(row.startswith(f"{RUN},GaussElemUniformAngle,") for row in runs[1:])
+    # the paper's tables: the tiny embedder is not the paper's, so no paper numbers
+    table1 = (project / "results/report/paper_table1.csv").read_text().splitlines()
+    table2 = (project / "results/report/paper_table2.csv").read_text().splitlines()
+    assert table1[0].startswith("run,embedder,vocabulary,benchmark,") and len(table1) == 2
+    assert table1[1].startswith(f"{RUN},tiny,FT9,fashion_mnist,40,") and table1[1].endswith(",")
+    assert len(table2) == 2 and table2[1].startswith(f"{RUN},tiny,FT9,sample_photos,5,")
 
 
 def test_the_whole_vocabulary_baseline_is_scored_beside_free_predictions(project: Path) -> None:
@@ -134,9 +142,11 @@ def test_report_builds_and_says_what_a_random_embedder_means(project: Path) -> N
     html = report.read_text()
     assert "uses a random-weight CLIP" in html and "chance level" in html
     for name in ("metrics.csv", "training.png", "accuracy.png", "modality_gap.png",
-                 "fashion_mnist.samples.png", "runs.csv", "runs.png"):  # fmt: skip
+                 "fashion_mnist.samples.png", "runs.csv", "runs.png", "paper_table1.csv",
+                 "paper_table2.csv"):  # fmt: skip
         assert name in html
     assert "Runs compared" in html and "central ablation" in html
+    assert "Paper tables" in html and "resources/paper_results.yaml" in html
 
 
 def test_nothing_left_to_do(project: Path) -> None:
@@ -238,6 +248,7 @@ def test_default_target_compares_the_quickstart_runs(tmp_path: Path) -> None:
     workdir = copy_project(tmp_path)
     updated = set(snakemake(workdir, configfiles=["presets/quickstart.yaml"], dryrun=True))
     assert {"results/report/runs.csv", "results/report/runs.png"} <= updated
+    assert {"results/report/paper_table1.csv", "results/report/paper_table2.csv"} <= updated
     assert {
         f"results/eval/{run}/{name}.json"
         for run in ("minilm_ft9", "minilm_ft9_clean")

@@ -296,11 +296,15 @@ def run_eval_files(wildcards):
 
 
 def compared_runs():
-    """The runs compared in the report: every built run, its noise settings and the metrics
-    its rows and bars are read from (its benchmarks' and its text side's)."""
+    """The runs compared in the report: every built run, its noise settings, embedder and
+    vocabulary (the paper tables' match to the paper's numbers) and the metrics its rows and
+    bars are read from (its benchmarks' and its text side's)."""
     return {
         run: {
             "noise": config["runs"][run]["noise"],
+            "embedder": config["embedders"].get(config["runs"][run]["embedder"]),
+            "embedder_key": config["runs"][run]["embedder"],
+            "threshold": config["runs"][run]["threshold"],
             "evals": expand(
                 "results/eval/{run}/{benchmark}.json",
                 run=run,
