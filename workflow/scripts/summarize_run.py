@@ -13,4 +13,5 @@ run_report(
     snakemake.input.text,
     snakemake.input.train,
     {"table": out.table, "curves": out.curves, "accuracy": out.accuracy, "gap": out.gap},
+    open_vocab_paths=list(snakemake.input.open_vocab),
 )
