@@ -7,10 +7,17 @@ job = start(snakemake)
 
 from novic.annotate import run_score  # noqa: E402
 
+
+def paths(named):
+    """A named input as a list of paths (Snakemake gives one path as a string)."""
+    return [named] if isinstance(named, str) else list(named)
+
+
+specificity = paths(snakemake.input.specificity)
 run_score(
     predictions_path=snakemake.input.predictions,
     human_path=snakemake.input.annotations,
-    llm_paths=list(snakemake.input.llm),
+    llm_paths=paths(snakemake.input.llm),
     out_path=snakemake.output[0],
-    specificity_path=snakemake.input.specificity or None,
+    specificity_path=specificity[0] if specificity else None,
 )
