@@ -313,7 +313,9 @@ def run_llm_annotations(wildcards):
     """The LLM's grades of a run's predictions on a benchmark (none without eval.annotate.llm)."""
     if not annotate_llm():
         return []
-    return [f"results/annotations/{annotate_llm()}/{wildcards.benchmark}/{wildcards.run}.json"]
+    return [
+        f"results/annotations/{annotate_llm()}/{wildcards.benchmark}/{wildcards.run}.json"
+    ]
 
 
 def open_vocab_files(run):
