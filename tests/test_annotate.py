@@ -312,3 +312,25 @@ def test_bad_llm_annotation_files_name_the_file_and_key(
     with pytest.raises(AnnotationError, match=message) as info:
         load_llm_annotations(path)
     assert str(path) in str(info.value)
+
+
+def test_report_table_shows_the_merged_score_and_who_annotated() -> None:
+    from novic.report import metrics_rows, with_llm_scores
+
+    evals = [
+        {"benchmark": "photos", "open_vocab": {"top1": {"score": 0.2}}, "whole_vocab": {"top1": 0}},
+        {"benchmark": "fashion_mnist", "free": {"top1": 0.5}},
+    ]
+    block = {"score": 0.6, "shares": {"human": 0.5, "llm": 0.25, "missing": 0.25}}
+    scored = {
+        "benchmark": "photos",
+        "open_vocab": {"top1": block},
+        "whole_vocab": {"open_vocab": {"top1": {"score": 0.4}}},
+    }
+    merged = with_llm_scores(evals, [scored])
+    assert merged[0]["whole_vocab"] == {"top1": 0, "open_vocab": {"top1": {"score": 0.4}}}
+    assert merged[1] == evals[1] and evals[0]["open_vocab"]["top1"]["score"] == 0.2
+    row = metrics_rows(merged, None)[0]
+    assert row["open-vocab score"] == "60.00" and row["whole-vocab open-vocab score"] == "40.00"
+    assert row["open-vocab annotated by people"] == "50.00"
+    assert row["open-vocab annotated by LLM"] == row["open-vocab not annotated"] == "25.00"
