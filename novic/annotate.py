@@ -67,6 +67,7 @@ NO_SECONDARY = "none known"
 RETRY_PROMPT = (
     "That reply is not one of the grades. Reply with exactly one of: " + ", ".join(POINTS) + "."
 )
+CAP_SCOPE = "for the annotations of this LLM (captions.requests.{cap} is {value})"
 _GRADES = {cat: re.compile(rf"(?<![a-z]){cat}(?![a-z])") for cat in POINTS}
 
 
@@ -383,7 +384,7 @@ def _grade(
     ):
 
         async def main() -> tuple[list[dict[str, Any]], LLMClient]:
-            client = LLMClient(llm, policy, cache, base_url, api_key)
+            client = LLMClient(llm, policy, cache, base_url, api_key, cap_scope=CAP_SCOPE)
             running.update(client=client, loop=asyncio.get_running_loop())
             try:
                 return await grade_all(pairs, settings, client, policy.concurrency), client

@@ -24,6 +24,7 @@ from novic.annotate import (
     run_annotate,
     run_score,
 )
+from novic.llm import BudgetExceeded
 from novic.scoring import (
     AnnotationError,
     load_annotations,
@@ -210,6 +211,21 @@ def test_no_api_key_reaches_an_output(
     monkeypatch.delenv("FAKE_GRADER_KEY")
     with pytest.raises(RuntimeError, match="FAKE_GRADER_KEY is not set"):
         run_annotate(tmp_path / "p.json", HUMAN, out, tmp_path / "c", p, REQUESTS)
+
+
+def test_a_cap_stops_the_stage_and_a_rerun_with_a_higher_cap_resumes(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    preds = predictions_file(tmp_path / "p.json")
+    out, cache = tmp_path / "fake/sample_photos/r1.json", tmp_path / "fake/cache"
+    capped = REQUESTS | {"max_requests": 4, "concurrency": 1}
+    with pytest.raises(BudgetExceeded, match=r"4 requests sent for the annotations of this LLM"):
+        run_annotate(preds, HUMAN, out, cache, params(server), capped)
+    assert not out.exists() and len(server.requests) == 4
+    doc = run_annotate(preds, HUMAN, out, cache, params(server), capped | {"max_requests": 100})
+    keys = server.keys()
+    assert len(keys) == len(set(keys)) == len(UNJUDGED)
+    assert doc["usage"]["cached"] == 4 and doc["usage"]["total_requests"] == len(UNJUDGED)
 
 
 CHILD = """
