@@ -271,14 +271,14 @@ def run_annotate(
     )  # fmt: skip
     cache = ReplyCache(cache_dir, range(CACHE_BUCKETS))
     start = time.monotonic()
-    usage: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
     try:
-        rows, usage = _from_cache(pairs, settings, llm, policy, cache)
-        if rows is None:
+        cached, usage = _from_cache(pairs, settings, llm, policy, cache)
+        if cached is None:
             rows, usage = _grade(pairs, settings, llm, policy, cache, threads, server_log)
-        elif pairs:
-            log.info("%s: every request is answered in the cache; no server started", label)
+        else:
+            rows = cached
+            if pairs:
+                log.info("%s: every request is answered in the cache; no server started", label)
     finally:
         cache.close()
     failed = sum(row["category"] is None for row in rows)
