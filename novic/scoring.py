@@ -9,7 +9,9 @@ annotated earns 0 and is counted as missing (so that it can be annotated later).
 after canonicalisation (novic.nouns.canonical). The score is the mean over images of the best
 points among the first k predictions; the primary score counts primary categories only; the
 overall score weights each image's points by the specificity of the predicted noun (1, or 0.5
-for coarse nouns such as "tree" or "man"; unlisted nouns count 1).
+for coarse nouns such as "tree" or "man"; unlisted nouns count 1). An LLM's grades of the nouns
+people did not annotate (novic.annotate) merge in below people's (merge_annotations), and every
+score says who annotated its predictions: people, an LLM, or nobody (annotated_by, shares).
 
 Semantic similarity (beyond the reference; CaSED's metric). The cosine similarity between the
 sentence embeddings of a predicted and a true label, averaged over images, so that answers close
