@@ -25,6 +25,7 @@ include: "workflow/rules/captions.smk"
 include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/annotate.smk"
 
 
 rule all:

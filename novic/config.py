@@ -17,6 +17,7 @@ from novic.datasets import KIND_FILES, LAYOUTS
 from novic.embedders import parse_spec
 from novic.schema import ConfigError, _schema, fill_defaults, load_schema
 from novic.settings import (
+    AnnotateSettings,
     BenchmarkSettings,
     GenConfig,
     GenerateSettings,
@@ -171,6 +172,14 @@ def _check_eval(config: Mapping[str, Any]) -> list[str]:
         if name in RESERVED_BENCHMARKS:
             problems.append(f"{where}: the name {name!r} is reserved for the text-side results")
         _catch(problems, f"{where}: ", BenchmarkSettings.from_config, name, bench)
+    annotate = evaluation["annotate"]
+    _catch(problems, "eval.annotate.", AnnotateSettings.from_config, annotate)
+    llms = config["captions"]["llms"]
+    if annotate["llm"] and annotate["llm"] not in llms:
+        problems.append(
+            f"eval.annotate.llm: {annotate['llm']!r} is not an entry of captions.llms "
+            f"(known: {sorted(llms)})"
+        )
     return problems
 
 

@@ -602,7 +602,12 @@ def _summary(m: Mapping[str, Any]) -> str:
     if "semantic_similarity" in m.get("free", {}):
         parts.append(f"semantic similarity {m['free']['semantic_similarity']:.3f}")
     if "open_vocab" in m:
-        parts.append(f"open-vocabulary score {m['open_vocab']['top1']['score']:.3f}")
+        top1 = m["open_vocab"]["top1"]
+        missing = top1.get("shares", {}).get("missing", 0.0)
+        parts.append(
+            f"open-vocabulary score {top1['score']:.3f} ({missing:.0%} of the predictions not "
+            "annotated)"
+        )
     wv = m.get("whole_vocab", {})
     if "top1" in wv:
         parts.append(f"whole-vocabulary CLIP top-1 {wv['top1']:.3f}")

@@ -382,7 +382,9 @@ class LLMClient:
         base_url: str | None,
         api_key: str,
         seed: int = 0,
+        cap_scope: str = "for this shard (its share of captions.requests.{cap} is {value})",
     ) -> None:
+        """`cap_scope` says in a cap's message what the cap bounds ({cap}: its key, {value})."""
         import openai  # imported here so that the module loads without it
 
         self.settings = settings
@@ -391,6 +393,7 @@ class LLMClient:
         self.usage = Usage()
         self.usage.paid_before_requests, self.usage.paid_before_tokens = cache.paid()
         self.stop_reason: LLMError | None = None
+        self.cap_scope = cap_scope
         self._openai = openai
         self._secret = api_key
         self._rng = random.Random(seed)
@@ -446,18 +449,18 @@ class LLMClient:
         requests, tokens = self._spent()
         p = self.policy
         if p.max_requests is not None and requests >= p.max_requests:
+            scope = self.cap_scope.format(cap="max_requests", value=p.max_requests)
             self.stop(
                 BudgetExceeded(
-                    f"request cap reached: {requests} requests sent for this shard (its share of "
-                    f"captions.requests.max_requests is {p.max_requests}); finished replies are "
-                    "cached, raise the cap and re-run to continue"
+                    f"request cap reached: {requests} requests sent {scope}; finished replies "
+                    "are cached, raise the cap and re-run to continue"
                 )
             )
         elif p.max_tokens is not None and tokens >= p.max_tokens:
+            scope = self.cap_scope.format(cap="max_tokens", value=p.max_tokens)
             self.stop(
                 BudgetExceeded(
-                    f"token cap reached: {tokens} tokens used by this shard (its share of "
-                    f"captions.requests.max_tokens is {p.max_tokens}); finished replies are "
+                    f"token cap reached: {tokens} tokens used {scope}; finished replies are "
                     "cached, raise the cap and re-run to continue"
                 )
             )

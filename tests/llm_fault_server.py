@@ -19,9 +19,10 @@ the prompt asks for ("a list of 10 ..."). Faults, consumed one per request:
     "hang"       never reply (until the server stops)
     "trickle"    status 200, then the body one byte every `trickle_seconds` (each read is quick,
                  the whole reply takes minutes)
-`hang_after=N` makes every request after the first N hang (a run can then be killed with a
-known set of answered requests). `delay` seconds pass before every reply (requests of two
-processes then overlap).
+`reply` (a function of the last message and the request's number) replaces the caption lists,
+e.g. with grades. `hang_after=N` makes every request after the first N hang (a run can then be
+killed with a known set of answered requests). `delay` seconds pass before every reply
+(requests of two processes then overlap).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -87,6 +89,8 @@ class FaultServer:
         self.delay = delay
         self.trickle_seconds = trickle_seconds
         self.hang_after: int | None = None
+        # reply(prompt, number) -> content, in place of the caption lists (e.g. grades)
+        self.reply: Callable[[str, int], str] | None = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -181,7 +185,7 @@ class FaultServer:
                     self._send(200, b"this is not json {")
                     return
                 prompt = body["messages"][-1]["content"]
-                content = fake_reply(prompt, number)
+                content = (server.reply or fake_reply)(prompt, number)
                 finish = "stop"
                 if fault == "nolist":
                     content = "I am sorry, I cannot help with that."

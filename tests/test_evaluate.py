@@ -168,6 +168,8 @@ def test_open_vocabulary_predictions_on_the_bundled_photos(
     ov = metrics["open_vocab"]
     assert ov["top1"]["images"] == 5
     assert 0 <= ov["top1"]["score"] <= ov["top5"]["score"] <= 1
+    # who annotated the scored predictions: people or nobody here (no LLM in evaluation)
+    assert sum(ov["top5"]["annotated_by"].values()) == 25 and ov["top5"]["shares"]["llm"] == 0
     preds = json.loads((tmp_path / "o.predictions.json").read_text())
     assert {s["id"] for s in preds["samples"]} == {p.name for p in photos.glob("*.jpg")}
 

@@ -257,7 +257,10 @@ def benchmark_files(wildcards):
 def eval_params(wildcards):
     """What one (run, benchmark) result depends on (batch_size is runtime-only)."""
     settings = params_of("eval")
-    del settings["benchmarks"]
+    del (
+        settings["benchmarks"],
+        settings["annotate"],
+    )  # the LLM annotation re-runs no evaluation
     return {"benchmark": benchmark(wildcards), "eval": settings}
 
 
@@ -285,6 +288,74 @@ def text_params(wildcards):
         "sources": list(run_heldout(wildcards.run)),
         "eval": {k: config["eval"][k] for k in ("gencfg", "text_rows")},
     }
+
+
+# --- LLM annotation and the open-vocabulary score (annotate.smk) ---
+
+
+def annotate_llm():
+    """The captions.llms entry that grades free predictions ("" = none)."""
+    return config["eval"]["annotate"]["llm"]
+
+
+def annotate_remote():
+    return bool(annotate_llm()) and caption_llm(annotate_llm())["backend"] != "local"
+
+
+def annotated_benchmarks():
+    """The benchmarks with people's annotations (the ones annotated and scored)."""
+    return [
+        name for name, b in config["eval"]["benchmarks"].items() if b["annotations"]
+    ]
+
+
+def benchmark_annotations(wildcards):
+    return benchmark(wildcards)["annotations"]
+
+
+def benchmark_specificity(wildcards):
+    path = benchmark(wildcards)["specificity"]
+    return [path] if path else []
+
+
+def annotate_params(wildcards):
+    """What an LLM's grades depend on: the LLM, the grading settings, the benchmark."""
+    settings = params_of("eval.annotate")
+    del settings["llm"]  # the {llm} wildcard
+    return {
+        "name": wildcards.llm,
+        "llm": caption_llm(wildcards.llm),
+        "annotate": settings,
+        "benchmark": wildcards.benchmark,
+    }
+
+
+def annotate_threads(wildcards):
+    """The embedded server computes; remote backends only wait on the network."""
+    return 4 if caption_llm(wildcards.llm)["backend"] == "local" else 1
+
+
+def run_llm_annotations(wildcards):
+    """The LLM's grades of a run's predictions on a benchmark (none without eval.annotate.llm)."""
+    if not annotate_llm():
+        return []
+    return [
+        f"results/annotations/{annotate_llm()}/{wildcards.benchmark}/{wildcards.run}.json"
+    ]
+
+
+def open_vocab_files(run):
+    """A run's open-vocabulary scores with the LLM's annotations (none without an LLM)."""
+    if not annotate_llm():
+        return []
+    names = [b for b in built_benchmarks(config) if b in annotated_benchmarks()]
+    return expand(
+        "results/eval/{run}/{benchmark}.open_vocab.json", run=run, benchmark=names
+    )
+
+
+def run_open_vocab_files(wildcards):
+    return open_vocab_files(wildcards.run)
 
 
 def run_eval_files(wildcards):
@@ -351,6 +422,7 @@ def final_outputs():
     if config["build"]["evaluate"]:
         names = [*built_benchmarks(config), "text"]
         outputs += expand("results/eval/{run}/{name}.json", run=runs, name=names)
+        outputs += [path for run in runs for path in open_vocab_files(run)]
         outputs += expand("results/report/{run}/metrics.csv", run=runs)
         outputs += ["results/report/runs.csv"] if runs else []
     return outputs

@@ -108,6 +108,7 @@ rule evaluate_text:
 rule summarize_run:
     input:
         evals=run_eval_files,
+        open_vocab=run_open_vocab_files,
         text="results/eval/{run}/text.json",
         train="results/models/{run}/metrics.jsonl",
     output:

@@ -13,4 +13,7 @@ run_report(
     snakemake.input.text,
     snakemake.input.train,
     {"table": out.table, "curves": out.curves, "accuracy": out.accuracy, "gap": out.gap},
+    open_vocab_paths=[snakemake.input.open_vocab]
+    if isinstance(snakemake.input.open_vocab, str)
+    else list(snakemake.input.open_vocab),
 )
