@@ -103,11 +103,14 @@ def prompt_params(wildcards):
 
 
 def caption_llm(name):
-    """The settings of LLM `name` of captions.llms (for rules targeted by file name)."""
+    """The settings of LLM `name` of captions.llms (for rules targeted by file name); the
+    import-only `path` only where the backend imports, so that adding that key to the schema
+    re-ran no one's paid caption jobs."""
     llms = config["captions"]["llms"]
     if name not in llms:
         raise ValueError(f"captions.llms has no entry {name!r} (known: {sorted(llms)})")
-    return llms[name]
+    llm = llms[name]
+    return llm if llm["backend"] == "import" else {k: v for k, v in llm.items() if k != "path"}
 
 
 def caption_llm_pattern(imported):
