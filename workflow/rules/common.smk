@@ -110,7 +110,9 @@ def caption_llm(name):
     if name not in llms:
         raise ValueError(f"captions.llms has no entry {name!r} (known: {sorted(llms)})")
     llm = llms[name]
-    return llm if llm["backend"] == "import" else {k: v for k, v in llm.items() if k != "path"}
+    if llm["backend"] == "import":
+        return llm
+    return {key: value for key, value in llm.items() if key != "path"}
 
 
 def caption_llm_pattern(imported):
