@@ -228,27 +228,11 @@ def embed_vocab_nouns_job(
     """
     import torch
 
-    from novic.embedders import load_embedder
-    from novic.schema import defaults
+    from novic.embed import load_prepared_embedder
 
-    info = json.loads(Path(embedder_info).read_text(encoding="utf-8"))
-    device = torch.device(device)
-    settings = defaults("embeddings") | dict(runtime or {})
-    tiny = "tiny" in params["spec"]  # 64-wide matrices: one thread is faster
-    torch.set_num_threads(max(1, threads if device.type == "cpu" and not tiny else 1))
-    embedder = load_embedder(
-        params["spec"],
-        device,
-        cache_dir=settings.get("cache_dir") or None,
-        offline=True,
-        autocast=params["autocast"],
-        key=params["embedder"],
+    embedder, _, settings = load_prepared_embedder(
+        embedder_info, params, runtime, threads, torch.device(device)
     )
-    if embedder.sha256 != info.get("sha256"):
-        raise CacheMismatchError(
-            f"{embedder_info}: embedder {params['embedder']} changed since it was prepared "
-            f"({embedder.sha256} != {info.get('sha256')}); rerun prepare_embedder"
-        )
     return embed_vocab_nouns(
         vocab, out, embedder, params["embedder"], params["prompts"], settings["batch_size"]
     )

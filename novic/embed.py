@@ -232,6 +232,44 @@ def _read_chunks(names: Sequence[Path]) -> Iterator[pa.Table]:
                 yield f.read_row_group(g)
 
 
+def load_prepared_embedder(
+    embedder_info: str | Path,
+    params: Mapping[str, Any],
+    runtime: Mapping[str, Any] | None,
+    threads: int,
+    device: torch.device,
+) -> tuple[Embedder, dict[str, Any], dict[str, Any]]:
+    """The embedder of a job's params ("embedder" key, "spec", "autocast"), from the local
+    cache only, checked against what prepare_embedder recorded in `embedder_info`; with that
+    record and the embeddings section's settings (runtime keys over the schema's defaults).
+
+    Torch gets the job's threads on a CPU; on a GPU the other threads tokenize. The tiny
+    model's 64-wide matrices run slower on several threads than on one.
+    """
+    import torch
+
+    from novic.embedders import load_embedder
+
+    info = json.loads(Path(embedder_info).read_text(encoding="utf-8"))
+    settings = defaults("embeddings") | dict(runtime or {})
+    tiny = "tiny" in params["spec"]
+    torch.set_num_threads(max(1, threads if device.type == "cpu" and not tiny else 1))
+    embedder = load_embedder(
+        params["spec"],
+        device,
+        cache_dir=settings.get("cache_dir") or None,
+        offline=True,
+        autocast=params["autocast"],
+        key=params["embedder"],
+    )
+    if embedder.sha256 != info.get("sha256"):
+        raise CacheMismatchError(
+            f"{embedder_info}: embedder {params['embedder']} changed since it was prepared "
+            f"({embedder.sha256} != {info.get('sha256')}); rerun prepare_embedder"
+        )
+    return embedder, info, settings
+
+
 def embed_texts_job(
     texts: str | Path,
     embedder_info: str | Path,
@@ -251,28 +289,10 @@ def embed_texts_job(
     """
     import torch
 
-    from novic.embedders import load_embedder
-
-    info = json.loads(Path(embedder_info).read_text(encoding="utf-8"))
     device = torch.device(device)
-    settings = defaults("embeddings") | dict(runtime or {})
-    # On a GPU the job's other threads tokenize; on the CPU they compute, except for the tiny
-    # model, whose 64-wide matrices run slower on several threads than on one.
-    tiny = "tiny" in params["spec"]
-    torch.set_num_threads(max(1, threads if device.type == "cpu" and not tiny else 1))
-    embedder = load_embedder(
-        params["spec"],
-        device,
-        cache_dir=settings.get("cache_dir") or None,
-        offline=True,
-        autocast=params["autocast"],
-        key=params["embedder"],
+    embedder, info, settings = load_prepared_embedder(
+        embedder_info, params, runtime, threads, device
     )
-    if embedder.sha256 != info["sha256"]:
-        raise CacheMismatchError(
-            f"{embedder_info}: embedder {params['embedder']} changed since it was prepared "
-            f"({embedder.sha256} != {info['sha256']}); rerun prepare_embedder"
-        )
     log.info(
         "%s: %s on %s (%s context)",
         shard_id, info["description"], device,
