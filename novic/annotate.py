@@ -26,7 +26,6 @@ the LLM's (a person's annotation always wins) and reports who annotated the scor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -41,13 +40,11 @@ from novic.io import write_json
 from novic.llm import (
     CACHE_BUCKETS,
     LLMClient,
-    LLMError,
     Reply,
     ReplyCache,
     api_key_from_env,
-    open_backend,
+    run_requests,
 )
-from novic.llm_server import exit_with_parent
 from novic.nouns import canonical
 from novic.scoring import (
     POINTS,
@@ -369,29 +366,13 @@ def _grade(
     """Grade `pairs` (starting the backend only if there are any); the rows and the usage."""
     if not pairs:
         return [], {}
-    running: dict[str, Any] = {}
 
-    def parent_died() -> None:
-        """Send nothing more; the requests in flight finish and are cached, then the job fails."""
-        reason = LLMError("the process that started this job (Snakemake?) is gone")
-        if "client" in running:
-            with contextlib.suppress(RuntimeError):  # the loop has just ended
-                running["loop"].call_soon_threadsafe(running["client"].stop, reason)
+    async def grade(client: LLMClient) -> list[dict[str, Any]]:
+        return await grade_all(pairs, settings, client, policy.concurrency)
 
-    with (
-        exit_with_parent(parent_died, grace=policy.timeout + 10),
-        open_backend(llm, threads, server_log) as (base_url, api_key),
-    ):
-
-        async def main() -> tuple[list[dict[str, Any]], LLMClient]:
-            client = LLMClient(llm, policy, cache, base_url, api_key, cap_scope=CAP_SCOPE)
-            running.update(client=client, loop=asyncio.get_running_loop())
-            try:
-                return await grade_all(pairs, settings, client, policy.concurrency), client
-            finally:
-                await client.aclose()
-
-        rows, client = asyncio.run(main())
+    rows, client, _ = run_requests(
+        llm, policy, cache, grade, threads, server_log, cap_scope=CAP_SCOPE
+    )
     client.raise_if_stopped()
     return rows, client.usage.as_dict()
 

@@ -26,7 +26,6 @@ template forms the held-out set that measures the decoder on captions it never s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -50,13 +49,11 @@ from novic.io import read_metadata, sha256_json, write_json, write_parquet
 from novic.llm import (
     CACHE_BUCKETS,
     LLMClient,
-    LLMError,
     ReplyCache,
     api_key_from_env,
-    open_backend,
+    run_requests,
     share,
 )
-from novic.llm_server import exit_with_parent
 from novic.progress import format_eta
 from novic.settings import FilterSettings, GenerateSettings, LLMSettings, RequestSettings
 from novic.textdata import TextShardWriter, text_batch
@@ -612,35 +609,16 @@ def run_generate(
         keep=lambda entry: entry.get("meta", {}).get("noun_id") in ids,
     )
     start = time.monotonic()
-    running: dict[str, Any] = {}
+    progress = Progress(len(nouns), label)
 
-    def parent_died() -> None:
-        """Send nothing more; the requests in flight finish and are cached, then the job fails."""
-        reason = LLMError("the process that started this job (Snakemake?) is gone")
-        if "client" in running:
-            with contextlib.suppress(RuntimeError):  # the loop has just ended
-                running["loop"].call_soon_threadsafe(running["client"].stop, reason)
+    async def generate(client: LLMClient) -> list[dict[str, Any]]:
+        progress.start = progress.last = time.monotonic()  # rates from the first request on
+        return await generate_all(nouns, gen, client, progress, policy.concurrency)
 
     try:
-        # A job that outlived a killed Snakemake would send next to the re-run's job.
-        with (
-            exit_with_parent(parent_died, grace=policy.timeout + 10),
-            open_backend(settings, threads, server_log) as (base_url, api_key),
-        ):
-            progress = Progress(len(nouns), label)
-
-            async def main() -> tuple[list[dict[str, Any]], Any]:
-                client = LLMClient(settings, policy, cache, base_url, api_key, seed=shard)
-                running.update(client=client, loop=asyncio.get_running_loop())
-                try:
-                    rows = await generate_all(nouns, gen, client, progress, policy.concurrency)
-                    return rows, client
-                finally:
-                    await client.aclose()
-
-            started = time.monotonic()
-            rows, client = asyncio.run(main())
-            requests_s = time.monotonic() - started
+        rows, client, requests_s = run_requests(
+            settings, policy, cache, generate, threads, server_log, seed=shard
+        )
     finally:
         cache.close()
     elapsed = time.monotonic() - start

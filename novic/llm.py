@@ -35,14 +35,16 @@ import socket
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
 from novic.io import sha256_json
-from novic.llm_server import process_alive, process_start_time
+from novic.llm_server import exit_with_parent, process_alive, process_start_time
 from novic.settings import LLMSettings, RequestSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -690,3 +692,46 @@ def open_backend(
         yield None, api_key_from_env(settings)
     else:
         yield settings.base_url, api_key_from_env(settings)
+
+
+def run_requests(
+    settings: LLMSettings,
+    policy: RequestSettings,
+    cache: ReplyCache,
+    work: Callable[[LLMClient], Awaitable[T]],
+    threads: int = 2,
+    server_log: str | Path | None = None,
+    **client_options: Any,
+) -> tuple[T, LLMClient, float]:
+    """Open the backend (the local one starts its server), run `work(client)` with one client
+    in an event loop, close the client; return the result, the client (its usage, its stop
+    reason) and the seconds the requests took (without the server's start).
+
+    If the process that started this job (Snakemake) dies, nothing more is sent: the requests
+    in flight finish and are cached, then `client.raise_if_stopped()` fails the job. A job that
+    outlived a killed Snakemake would otherwise send next to the re-run's job.
+    """
+    running: dict[str, Any] = {}
+
+    def parent_died() -> None:
+        reason = LLMError("the process that started this job (Snakemake?) is gone")
+        if "client" in running:
+            with contextlib.suppress(RuntimeError):  # the loop has just ended
+                running["loop"].call_soon_threadsafe(running["client"].stop, reason)
+
+    with (
+        exit_with_parent(parent_died, grace=policy.timeout + 10),
+        open_backend(settings, threads, server_log) as (base_url, api_key),
+    ):
+
+        async def main() -> tuple[T, LLMClient]:
+            client = LLMClient(settings, policy, cache, base_url, api_key, **client_options)
+            running.update(client=client, loop=asyncio.get_running_loop())
+            try:
+                return await work(client), client
+            finally:
+                await client.aclose()
+
+        started = time.monotonic()
+        result, client = asyncio.run(main())
+        return result, client, time.monotonic() - started
