@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from novic.device import device_name
+from novic.embed import embedder_metadata, load_prepared_embedder
 from novic.embedders import Embedder
 from novic.io import read_metadata, write_parquet
 from novic.progress import format_eta
@@ -118,13 +119,9 @@ def embed_vocab_nouns(
     t = time.perf_counter()
     emb = noun_embeddings(embedder, table.column("pretty_noun").to_pylist(), templates, batch_size)
     seconds = time.perf_counter() - t
-    info = embedder.info()
     meta = {
         "novic.artifact": ARTIFACT,
-        "novic.embedder": embedder_key,
-        "novic.embedder_spec": json.dumps(info["spec"], sort_keys=True),
-        "novic.embedder_sha256": info["sha256"],
-        "novic.dim": str(embedder.dim),
+        **embedder_metadata(embedder, embedder_key),
         "novic.vocab_sha256": vocab_sha256,
         "novic.threshold": read_metadata(vocab).get(META_THRESHOLD, ""),
         "novic.prompts": prompts,
@@ -227,8 +224,6 @@ def embed_vocab_nouns_job(
     folder; the schema's defaults where absent).
     """
     import torch
-
-    from novic.embed import load_prepared_embedder
 
     embedder, _, settings = load_prepared_embedder(
         embedder_info, params, runtime, threads, torch.device(device)

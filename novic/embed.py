@@ -108,13 +108,9 @@ def embed_shard(
     src_meta = read_metadata(texts_path)
     n = table.num_rows
     max_targets = table.schema.field("targets").type.list_size
-    info = embedder.info()
     meta = {
         "novic.artifact": ARTIFACT,
-        "novic.embedder": embedder_key,
-        "novic.embedder_spec": json.dumps(info["spec"], sort_keys=True),
-        "novic.embedder_sha256": info["sha256"],
-        "novic.dim": str(embedder.dim),
+        **embedder_metadata(embedder, embedder_key),
         "novic.dtype": dtype,
         "novic.max_targets": str(max_targets),
         "novic.rows": str(n),
@@ -230,6 +226,18 @@ def _read_chunks(names: Sequence[Path]) -> Iterator[pa.Table]:
         with reading(name), pq.ParquetFile(name) as f:
             for g in range(f.num_row_groups):
                 yield f.read_row_group(g)
+
+
+def embedder_metadata(embedder: Embedder, key: str) -> dict[str, str]:
+    """The Parquet metadata that names the embedder of a file of embeddings: its config key,
+    spec (JSON), identity hash and dimension."""
+    info = embedder.info()
+    return {
+        "novic.embedder": key,
+        "novic.embedder_spec": json.dumps(info["spec"], sort_keys=True),
+        "novic.embedder_sha256": info["sha256"],
+        "novic.dim": str(embedder.dim),
+    }
 
 
 def load_prepared_embedder(

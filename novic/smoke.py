@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"gpu smoke: cannot read the run's outputs: {e}", file=sys.stderr)
         return 2
-    counts: dict[str, int] = {}
-    for device in found.values():
-        counts[device or "(not recorded)"] = counts.get(device or "(not recorded)", 0) + 1
+    counts = Counter(device or "(not recorded)" for device in found.values())
     for device, count in sorted(counts.items()):
         print(f"{count:6d} outputs on {device}")
     wrong = wrong_devices(found, expect)

@@ -346,7 +346,6 @@ class _Run:
     gen: torch.Generator  # noise
     amp: bool
     forward: Callable[..., torch.Tensor]  # the model, or its torch.compile'd forward
-    pad_to: int  # targets per batch rounded up to a multiple of this (target_multiple)
     batches: Iterator[Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)  # chunks done, as in work_metrics
 
@@ -438,7 +437,6 @@ def _set_up(
         ckpt_path, work_metrics, lookup=torch.from_numpy(targets.lookup()),
         table=torch.from_numpy(targets.tokens), gen=torch.Generator(device=device),
         amp=use_amp(tcfg.amp, device), forward=compiled(model) if compile else model,
-        pad_to=target_multiple(device),
         batches=stream(loader, state.position), metrics=metrics,
     )  # fmt: skip
     _log_plan(run)
@@ -548,7 +546,7 @@ def _train_batch(run: _Run, raw: Any, acc: _ChunkSums) -> None:
     """Forward and backward one raw batch with noise; step when an accumulation is complete."""
     tcfg = run.settings.train
     batch = flatten_targets(
-        raw.embedding, raw.targets, raw.weights, run.lookup, run.table, run.pad_to
+        raw.embedding, raw.targets, raw.weights, run.lookup, run.table, target_multiple(run.device)
     )
     batch = batch.to(run.device)
     noisy = apply_noise(batch.embedding, run.settings.noise, run.gen)

@@ -169,13 +169,19 @@ def test_comparison_plot_is_written(runs: dict, tmp_path: Path) -> None:
     assert (tmp_path / "empty.png").is_file()
 
 
+def write_evals(run: str, r: dict, folder: Path) -> list[Path]:
+    """Write a run's benchmark metrics as the evaluation does, one JSON per benchmark."""
+    evals = []
+    for e in r["evals"]:
+        evals.append(folder / f"{run}.{e['benchmark']}.json")
+        evals[-1].write_text(json.dumps(e))
+    return evals
+
+
 def test_compare_runs_reads_the_metrics_files(runs: dict, tmp_path: Path) -> None:
     paths: dict[str, dict] = {}
     for run, r in runs.items():
-        evals = []
-        for e in r["evals"]:
-            evals.append(tmp_path / f"{run}.{e['benchmark']}.json")
-            evals[-1].write_text(json.dumps(e))
+        evals = write_evals(run, r, tmp_path)
         (tmp_path / f"{run}.text.json").write_text(json.dumps(r["text"]))
         paths[run] = {"noise": r["noise"], "evals": evals, "text": tmp_path / f"{run}.text.json"}
     outputs = {"table": tmp_path / "runs.csv", "figure": tmp_path / "runs.png"}
@@ -344,13 +350,11 @@ def test_paper_tables_show_no_paper_numbers_where_the_paper_gives_none(paper: di
 
 
 def test_compare_runs_writes_the_paper_tables(runs: dict, tmp_path: Path) -> None:
-    paths: dict[str, dict] = {}
-    for run, r in runs.items():
-        evals = []
-        for e in r["evals"]:
-            evals.append(tmp_path / f"{run}.{e['benchmark']}.json")
-            evals[-1].write_text(json.dumps(e))
-        paths[run] = {"noise": r["noise"], "embedder": SIGLIP, "threshold": 2, "evals": evals}
+    paths = {
+        run: {"noise": r["noise"], "embedder": SIGLIP, "threshold": 2,
+              "evals": write_evals(run, r, tmp_path)}
+        for run, r in runs.items()
+    }  # fmt: skip
     outputs = {name: tmp_path / f"{name}.csv" for name in ("table", "paper_table1",
                                                            "paper_table2")}  # fmt: skip
     outputs["figure"] = tmp_path / "runs.png"

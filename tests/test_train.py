@@ -115,13 +115,17 @@ def toy_targets() -> TargetTokens:
     )
 
 
-def test_multi_target_loss_is_the_weighted_token_mean() -> None:
+def two_samples() -> tuple[torch.Tensor, ...]:
+    """Embedding, targets, weights, lookup and table of two samples: one target, then three."""
     t = toy_targets()
     lookup, table = torch.from_numpy(t.lookup()), torch.from_numpy(t.tokens)
     targets = torch.tensor([[11, 0, 0], [10, 12, 13]])
     weights = torch.tensor([[1.0, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
-    emb = F.normalize(torch.randn(2, 8), dim=-1)
-    batch = flatten_targets(emb, targets, weights, lookup, table)
+    return F.normalize(torch.randn(2, 8), dim=-1), targets, weights, lookup, table
+
+
+def test_multi_target_loss_is_the_weighted_token_mean() -> None:
+    batch = flatten_targets(*two_samples())
     assert batch.rows.tolist() == [0, 1, 1, 1]
     assert batch.lengths.tolist() == [3, 2, 4, 2]  # tokens up to and including the end token
     logits = torch.randn(4, 4, 6)
@@ -141,13 +145,9 @@ def test_multi_target_loss_is_the_weighted_token_mean() -> None:
 
 
 def test_padding_the_targets_for_a_gpu_changes_no_loss() -> None:
-    t = toy_targets()
-    lookup, table = torch.from_numpy(t.lookup()), torch.from_numpy(t.tokens)
-    targets = torch.tensor([[11, 0, 0], [10, 12, 13]])
-    weights = torch.tensor([[1.0, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
-    emb = F.normalize(torch.randn(2, 8), dim=-1)
-    plain = flatten_targets(emb, targets, weights, lookup, table)
-    padded = flatten_targets(emb, targets, weights, lookup, table, pad_to=8)
+    samples = two_samples()
+    plain = flatten_targets(*samples)
+    padded = flatten_targets(*samples, pad_to=8)
     assert len(padded.rows) == 8 and padded.weights[4:].eq(0).all()
     assert padded.rows[:4].tolist() == plain.rows.tolist()
     logits = torch.randn(8, 4, 6)
