@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from novic.forms import canonical
 from novic.io import write_json
 from novic.llm import (
     CACHE_BUCKETS,
@@ -45,7 +46,6 @@ from novic.llm import (
     api_key_from_env,
     run_requests,
 )
-from novic.nouns import canonical
 from novic.scoring import (
     POINTS,
     AnnotationError,

@@ -238,7 +238,7 @@ def classify_command(
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     guide = None
     if guide_file:
-        from novic.nouns import canonical
+        from novic.forms import canonical
 
         lines = Path(guide_file).read_text(encoding="utf-8").splitlines()
         guide = [c for line in lines if (c := canonical(line.split("#", 1)[0].strip()))]

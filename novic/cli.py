@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 def show_synset(args: argparse.Namespace) -> int:
     """Print a synset, its place in the hierarchy and its subtree: a help for writing rules."""
-    from novic.nouns import parse_rules
+    from novic.synsets import parse_rules
     from novic.wordnet import open_wordnet
 
     rules = parse_rules(args.rules) if args.rules else {}

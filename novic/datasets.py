@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from novic.nouns import read_class_list
+from novic.classlists import read_class_list
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 KINDS = (

@@ -43,8 +43,8 @@ import torch
 from novic.decoding import NounDecoder, Prediction
 from novic.device import device_name
 from novic.embedders import Embedder
+from novic.forms import canonical
 from novic.io import sha256_json, write_json
-from novic.nouns import canonical
 from novic.progress import format_eta
 from novic.settings import BenchmarkSettings, EvalSettings
 

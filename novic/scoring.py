@@ -6,7 +6,7 @@ Open-vocabulary scoring (reference section 8). An annotation file is JSON
 close_secondary: [...], incorrect: [...]}}` listing, per image, nouns judged for it. A
 prediction earns the points of its category: 1.0, 0.8, 0.5, 0.4 or 0; a prediction that is not
 annotated earns 0 and is counted as missing (so that it can be annotated later). Nouns match
-after canonicalisation (novic.nouns.canonical). The score is the mean over images of the best
+after canonicalisation (novic.forms.canonical). The score is the mean over images of the best
 points among the first k predictions; the primary score counts primary categories only; the
 overall score weights each image's points by the specificity of the predicted noun (1, or 0.5
 for coarse nouns such as "tree" or "man"; unlisted nouns count 1). An LLM's grades of the nouns
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from novic.nouns import canonical
+from novic.forms import canonical
 
 POINTS = {
     "correct_primary": 1.0,

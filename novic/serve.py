@@ -134,7 +134,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> Any:
 def parse_guide(guide: str | Sequence[str] | None) -> list[str] | None:
     """Class names (one per line or comma-separated, '#' comments) as the model's canonical
     nouns; None (the model's own nouns) when there are none. Unusable names are an error."""
-    from novic.nouns import canonical
+    from novic.forms import canonical
 
     if guide is None:
         return None

@@ -260,7 +260,7 @@ WNIDS = datasets.read_wnids(CLASS_NAMES / "imagenet1k_wnids.txt")
 
 
 def test_imagenet_wnids_and_class_lists_are_consistent() -> None:
-    from novic.nouns import read_class_list
+    from novic.classlists import read_class_list
 
     assert len(WNIDS) == 1000 and sorted(WNIDS) == WNIDS
     assert WNIDS[0] == "n01440764" and WNIDS[-1] == "n15075141"

@@ -4,25 +4,12 @@ import math
 
 import pytest
 
+from novic.classlists import class_list_floors, read_class_list
 from novic.dictionary import noun_row, noun_table
-from novic.nouns import (
-    NounDraft,
-    Pluralizer,
-    RulesError,
-    WordFrequency,
-    build_dictionary,
-    canonical,
-    class_list_floors,
-    collect_nouns,
-    multiplicity,
-    parse_rules,
-    read_class_list,
-    select_synsets,
-    split_multiplicity,
-    surface_forms,
-    threshold_vocab,
-    vocab_stats,
-)
+from novic.forms import Pluralizer, canonical, surface_forms
+from novic.frequency import WordFrequency, multiplicity, split_multiplicity
+from novic.nouns import NounDraft, build_dictionary, collect_nouns, threshold_vocab, vocab_stats
+from novic.synsets import RulesError, parse_rules, select_synsets
 
 
 @pytest.mark.parametrize(
@@ -273,7 +260,7 @@ def test_build_dictionary_boosts_and_adds_class_nouns():
 
 
 def test_sense_share_discounts_other_senses():
-    from novic.nouns import sense_share
+    from novic.frequency import sense_share
 
     # "dog": the animal sense (42 uses) and 5 other selected senses vs a verb sense (2 uses)
     assert sense_share([(True, 42), *[(True, 0)] * 5, (False, 2)]) == pytest.approx(48 / 51)
@@ -283,7 +270,7 @@ def test_sense_share_discounts_other_senses():
 
 
 def test_read_word_list(tmp_path):
-    from novic.nouns import read_word_list
+    from novic.frequency import read_word_list
 
     path = tmp_path / "words.txt"
     path.write_text("# comment\nOr\n\ncan  # modal\n")

@@ -8,8 +8,9 @@ import yaml
 from project import noun_targets, snakemake
 
 from novic.dictionary import NOUN_SCHEMA, read_nouns
+from novic.forms import canonical
 from novic.io import read_metadata
-from novic.nouns import canonical, noun_multiplicities
+from novic.nouns import noun_multiplicities
 
 pytestmark = pytest.mark.slow
 

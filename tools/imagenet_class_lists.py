@@ -53,7 +53,7 @@ def outputs() -> dict[str, str]:
     if wnids != sorted(wnids) or len(set(wnids)) != 1000 or len(IMAGENET_CLASSNAMES) != 1000:
         raise SystemExit("timm's imagenet_synsets.txt is not 1000 sorted wnids")
     names = dict(zip(wnids, IMAGENET_CLASSNAMES, strict=True))
-    from novic.nouns import read_class_list
+    from novic.classlists import read_class_list
 
     listed = [row[0] for row in read_class_list(OUT / "imagenet1k.txt")]
     if listed != list(IMAGENET_CLASSNAMES):
