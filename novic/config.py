@@ -191,7 +191,7 @@ def _check_files(config: Mapping[str, Any]) -> list[str]:
     """The files every build reads exist (not only at job time)."""
     nouns, problems = config["nouns"], []
     problems += _missing("nouns.rules", nouns["rules"], "synset rules file")
-    problems += _missing("nouns.function_words", nouns["function_words"], "word list")
+    problems += _missing("nouns.homographs", nouns["homographs"], "homographs file")
     for i, path in enumerate(nouns["class_lists"]):
         problems += _missing(f"nouns.class_lists[{i}]", path, "class list")
     problems += _missing("prompts.templates", config["prompts"]["templates"], "templates file")

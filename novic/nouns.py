@@ -24,10 +24,12 @@ from novic.dictionary import NOUN_SCHEMA
 from novic.forms import Pluralizer, add_plurals, canonical, surface_forms
 from novic.frequency import (
     WordFrequency,
+    form_shares,
     multiplicity,
-    read_word_list,
+    read_homographs,
     sense_share,
     split_multiplicity,
+    web1t_bigrams,
 )
 from novic.synsets import parse_rules, resolve_rules, select_synsets
 
@@ -54,6 +56,7 @@ class NounDraft:
     lemmas: list[str] = field(default_factory=list)  # WordNet lemma names behind the noun
     frequency: float = 0.0
     sense_share: float = 1.0  # share of the forms' usage that means this noun
+    shares: dict[str, float] = field(default_factory=dict)  # homograph share of listed forms
 
     def add_singular(self, form: str) -> None:
         if form not in self.singulars:
@@ -101,7 +104,8 @@ def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Tab
     for noun_id, noun in enumerate(sorted(nouns, key=lambda n: n.target), 1):
         total = max(round(multiplicity(noun.frequency)), 1)
         variants = noun.singulars + noun.plurals
-        counts = split_multiplicity(total, [multiplicity(frequency(v)) for v in variants])
+        weights = [multiplicity(frequency(v) * noun.shares.get(v, 1.0)) for v in variants]
+        counts = split_multiplicity(total, weights)
         rows["id"].append(noun_id)
         rows["target_noun"].append(noun.target)
         rows["pretty_noun"].append(noun.pretty)
@@ -120,11 +124,22 @@ def build_dictionary(
     pluralize: Callable[[str], list[str]],
     class_lists: Mapping[str, list[list[str]]] = {},
     add_class_nouns: bool = True,
+    homographs: Mapping[str, float] = {},
 ) -> pa.Table:
-    """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table."""
+    """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table.
+
+    `homographs` maps canonical forms to the share of their frequency that is the noun
+    (`novic.frequency.read_homographs`).
+    """
     add_plurals(nouns.values(), pluralize)
+
+    def estimate(noun: NounDraft) -> float:
+        noun.shares = form_shares(noun.singulars, noun.plurals, homographs, pluralize)
+        forms = noun.singulars + noun.plurals
+        return frequency.total(forms, lambda form: noun.shares.get(form, 1.0))
+
     for noun in nouns.values():
-        noun.frequency = frequency.total(noun.singulars + noun.plurals) * noun.sense_share
+        noun.frequency = estimate(noun) * noun.sense_share
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
     for path, rows in class_lists.items():
         floors = class_list_floors(rows, ranked)
@@ -137,7 +152,7 @@ def build_dictionary(
                 if add_class_nouns:
                     noun = nouns[target] = NounDraft(target, name, 0, [name])
                     noun.plurals = [p for p in pluralize(name) if p != name]
-                    noun.frequency = frequency.total(noun.singulars + noun.plurals)
+                    noun.frequency = estimate(noun)
                     added += 1
         for target, floor in floors.items():
             if target in nouns:
@@ -184,6 +199,45 @@ def vocab_stats(table: pa.Table) -> dict[str, float | int]:
     }
 
 
+def reference_comparison(table: pa.Table) -> dict[str, dict[str, float | int]]:
+    """The sizes of the paper's vocabularies FT0/2/6/9 from a dictionary, beside the paper's.
+
+    Per threshold: `nouns`, the paper's `reference_nouns`, `ratio` (nouns / reference), and
+    the shape, `step` (nouns / nouns of the threshold before) beside the paper's
+    `reference_step`.
+    """
+    multiplicities = noun_multiplicities(table)
+    comparison: dict[str, dict[str, float | int]] = {}
+    previous = None
+    for threshold, reference in REFERENCE_VOCAB_SIZES.items():
+        nouns = sum(m > threshold for m in multiplicities)
+        entry: dict[str, float | int] = {
+            "nouns": nouns,
+            "reference_nouns": reference,
+            "ratio": round(nouns / reference, 3),
+        }
+        if previous is not None:
+            entry["step"] = round(nouns / max(previous[0], 1), 3)
+            entry["reference_step"] = round(reference / previous[1], 3)
+        comparison[f"ft{threshold}"] = entry
+        previous = (nouns, reference)
+    return comparison
+
+
+def comparison_line(comparison: Mapping[str, Mapping[str, float | int]]) -> str:
+    """One log line: this dictionary's FT sizes and shape beside the paper's."""
+    sizes = "/".join(f"{c['nouns']:,}" for c in comparison.values())
+    reference = "/".join(f"{c['reference_nouns']:,}" for c in comparison.values())
+    ratios = "/".join(f"{c['ratio']:.2f}" for c in comparison.values())
+    steps = "/".join(f"{c['step']:.2f}" for c in comparison.values() if "step" in c)
+    paper_steps = "/".join(f"{c['reference_step']:.2f}" for c in comparison.values() if "step" in c)
+    names = "/".join(name.upper() for name in comparison)
+    return (
+        f"{names}: {sizes} nouns, paper {reference} (ratio {ratios}); "
+        f"steps {steps}, paper {paper_steps}"
+    )
+
+
 # --- The stage ---------------------------------------------------------------------------------
 
 
@@ -193,9 +247,12 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
 
     rules_path = params["rules"]
     rules = parse_rules(rules_path)
-    function_words = read_word_list(params["function_words"])
+    homographs = read_homographs(params["homographs"])
     class_lists = {path: read_class_list(path) for path in params["class_lists"]}
-    frequency = WordFrequency(params["phrase_penalty"])
+    bigrams, bigram_floor = web1t_bigrams() if params["web1t_bigrams"] else (None, 0.0)
+    frequency = WordFrequency(
+        params["frequency_scale"], params["phrase_penalty"], bigrams, bigram_floor
+    )
     with open_wordnet(params["wordnet"]["source"], params["wordnet"]["dict_dir"]) as wn:
         log.info("WordNet %s from %s", wn.version, wn.source)
         synsets = {s.name(): s for s in wn.reader.all_synsets("n")}
@@ -217,18 +274,15 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
         )
         log.info("%d canonical nouns from their lemmas", len(nouns))
         chosen = set(selected)
-        for noun in nouns.values():
-            if noun.target in function_words:
-                noun.sense_share = 0.0
-            elif params["sense_share"]:
-                senses = {
-                    sense for name in noun.lemmas for sense in lemma_senses(wn.reader, counts, name)
-                }
-                noun.sense_share = sense_share((name in chosen, c) for name, c in senses)
+        for noun in nouns.values() if params["sense_share"] else ():
+            senses = {
+                sense for name in noun.lemmas for sense in lemma_senses(wn.reader, counts, name)
+            }
+            noun.sense_share = sense_share((name in chosen, c) for name, c in senses)
         exceptions = wn.reader._exception_map["n"]  # noun.exc: plural -> [singular]
         pluralize = Pluralizer(exceptions, attested=lambda form: frequency(form) > 0)
         table = build_dictionary(
-            nouns, frequency, pluralize, class_lists, params["add_class_nouns"]
+            nouns, frequency, pluralize, class_lists, params["add_class_nouns"], homographs
         )
         version = wn.version
     metadata = {

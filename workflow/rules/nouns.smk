@@ -1,7 +1,7 @@
 rule extract_nouns:
     input:
         rules=config["nouns"]["rules"],
-        function_words=config["nouns"]["function_words"],
+        homographs=config["nouns"]["homographs"],
         class_lists=config["nouns"]["class_lists"],
     output:
         dictionary="results/nouns/dictionary.parquet",
