@@ -92,6 +92,85 @@ def test_word_frequency_is_relative_to_the_and_penalises_phrases():
     assert 0 < freq("dog") < 0.01
     assert freq("police dog") < freq("dog") / 10
     assert freq.total(["dog", "Dog"]) == pytest.approx(freq("dog"))  # same tokens count once
+    scaled = WordFrequency(scale=2.0, phrase_penalty=100)
+    assert scaled("dog") == pytest.approx(2 * freq("dog"))
+    assert scaled("so-and-so") == pytest.approx(2 * freq("so-and-so"))  # three tokens: /100^2
+    assert freq("so-and-so") < freq("so") / 100**2 * 1.01
+
+
+def test_word_frequency_reads_two_word_phrases_from_the_bigram_table():
+    bigrams = {"hot dog": 3e-5, "johns wort": 1e-5}
+    freq = WordFrequency(phrase_penalty=10, bigrams=bigrams, bigram_floor=4e-6)
+    assert freq("hot dog") == 3e-5
+    assert freq("Hot dog") == 3e-5  # the table is lowercase
+    assert freq("John's wort") == 1e-5  # apostrophes removed, like Norvig's counts
+    # missing from the table: the estimate, but below the table's smallest entry
+    assert freq("police dog") <= 4e-6
+    assert freq("dog") == WordFrequency()("dog")  # single words are wordfreq's
+    assert freq("merry-go-round") == WordFrequency(phrase_penalty=10)("merry-go-round")
+    # shares weight each form
+    assert freq.total(["hot dog", "Hot-dog"], share=lambda f: 0.5) == pytest.approx(1.5e-5)
+
+
+def test_web1t_bigrams_are_relative_to_the():
+    from novic.frequency import web1t_bigrams
+
+    bigrams, floor = web1t_bigrams()
+    assert len(bigrams) > 250_000
+    assert floor == pytest.approx(100_000 / 23_135_851_162)
+    # case variants are summed: "cell phone" and "Cell phone" are both in count_2w
+    assert bigrams["cell phone"] > 4e-4
+    assert bigrams["ice cream"] > bigrams["hot dog"] > floor
+    assert "fire hydrant" not in bigrams  # rarer than the table's cut
+
+
+def _homographs(tmp_path, text):
+    path = tmp_path / "homographs.txt"
+    path.write_text(text)
+    return path
+
+
+def test_read_homographs(tmp_path):
+    from novic.frequency import read_homographs
+
+    path = _homographs(tmp_path, "# header\nNeed 0  # a verb\n\nso-and-so 0.5\nDr. 0.01\n")
+    assert read_homographs(path) == {"need": 0.0, "so and so": 0.5, "dr": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("need\n", "homographs.txt:1: expected 'form share'"),
+        ("\nneed often\n", "homographs.txt:2: expected 'form share'"),
+        ("need 1.5\n", "homographs.txt:1: expected 'form share' with a share between 0 and 1"),
+        ("need -0.1\n", "homographs.txt:1: expected"),
+        ("0.5\n", "homographs.txt:1: expected"),
+        ("& 0.5\n", "homographs.txt:1: '&' has no canonical form"),
+        ("need 0\nNeed 0.1\n", "homographs.txt:2: 'need' already listed on line 1"),
+    ],
+)
+def test_malformed_homographs_name_file_and_line(tmp_path, text, message):
+    from novic.frequency import HomographError, read_homographs
+
+    with pytest.raises(HomographError, match=message):
+        read_homographs(_homographs(tmp_path, text))
+
+
+def test_form_shares_pass_to_plurals_made_from_a_listed_singular():
+    from novic.frequency import form_shares
+
+    plural = {"need": ["needs"], "saw": ["saws"], "dog": ["dogs"]}.get
+    homographs = {"need": 0.0, "saw": 0.01, "saws": 0.5}
+    assert form_shares(["need"], ["needs"], homographs, lambda s: plural(s, [])) == {
+        "need": 0.0,
+        "needs": 0.0,
+    }
+    # an entry for the plural itself wins over the singular's
+    assert form_shares(["saw"], ["saws"], homographs, lambda s: plural(s, [])) == {
+        "saw": 0.01,
+        "saws": 0.5,
+    }
+    assert form_shares(["dog"], ["dogs"], homographs, lambda s: plural(s, [])) == {}
 
 
 def _write(tmp_path, text):
@@ -259,6 +338,39 @@ def test_build_dictionary_boosts_and_adds_class_nouns():
         assert all(m >= 1 for m in row["singulars_freq"] + row["plurals_freq"])
 
 
+def test_build_dictionary_applies_homograph_shares():
+    freq = WordFrequency()
+    plural = Pluralizer({}, attested=lambda form: freq(form) > 0)
+
+    def build(homographs):
+        nouns = {
+            "need": NounDraft("need", "need", 1, ["need"]),
+            "dog": NounDraft("dog", "dog", 1, ["dog"]),
+        }
+        table = build_dictionary(nouns, freq, plural, homographs=homographs)
+        return {r["target_noun"]: r for r in table.to_pylist()}
+
+    plain, shared = build({}), build({"need": 0.0})
+    assert plain["need"]["frequency"] > 1e-3  # the verb's frequency
+    assert shared["need"]["frequency"] == 0.0
+    assert shared["need"]["plurals"] == ["needs"]
+    assert sum(shared["need"]["singulars_freq"] + shared["need"]["plurals_freq"]) == 2
+    assert shared["dog"] == plain["dog"]
+
+
+def test_reference_comparison():
+    from novic.nouns import comparison_line, reference_comparison
+
+    table = _noun_table([(1, 1), (2, 1), (5, 4), (8, 4)])
+    comparison = reference_comparison(table)
+    assert comparison["ft0"] == {"nouns": 4, "reference_nouns": 42_919, "ratio": 0.0}
+    assert comparison["ft2"]["nouns"] == 3
+    assert comparison["ft6"]["step"] == round(2 / 3, 3)
+    assert comparison["ft9"]["nouns"] == 1
+    assert comparison["ft9"]["reference_step"] == round(2_919 / 5_899, 3)
+    assert comparison_line(comparison).startswith("FT0/FT2/FT6/FT9: 4/3/2/1 nouns, paper 42,919/")
+
+
 def test_sense_share_discounts_other_senses():
     from novic.frequency import sense_share
 
@@ -267,11 +379,3 @@ def test_sense_share_discounts_other_senses():
     # "have": one unused noun sense vs verb senses used 1202 and 377 times
     assert sense_share([(True, 0), (False, 1202), (False, 377)]) == pytest.approx(1 / 1582)
     assert sense_share([]) == 1.0
-
-
-def test_read_word_list(tmp_path):
-    from novic.frequency import read_word_list
-
-    path = tmp_path / "words.txt"
-    path.write_text("# comment\nOr\n\ncan  # modal\n")
-    assert read_word_list(path) == {"or", "can"}
