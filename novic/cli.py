@@ -9,27 +9,46 @@ from collections.abc import Sequence
 
 def show_synset(args: argparse.Namespace) -> int:
     """Print a synset, its place in the hierarchy and its subtree: a help for writing rules."""
-    from novic.synsets import parse_rules
+    from novic.schema import defaults
+    from novic.synsets import parse_rules, resolve_rules, select_synsets
     from novic.wordnet import open_wordnet
 
     rules = parse_rules(args.rules) if args.rules else {}
+    params = defaults("nouns")
     with open_wordnet(args.source, args.dict_dir) as wn:
         try:
             synset = wn.reader.synset(args.name)
         except Exception as error:  # nltk raises WordNetError or ValueError
             print(f"novic synset: unknown synset {args.name} ({error})", file=sys.stderr)
             return 2
+        rules = resolve_rules(rules, lambda n: wn.reader.synset(n).name(), args.rules)
         subtree = set(synset.closure(lambda s: s.hyponyms() + s.instance_hyponyms()))
+        above = [synset, *synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms())]
         path = synset.hypernym_paths()[0]
-        print(f"{synset.name()}  [{synset.lexname()}]  WordNet {wn.version}")
+        name = synset.name()
+        parents = {
+            s.name(): [p.name() for p in s.hypernyms() + s.instance_hypernyms()] for s in above
+        }
+        selected = select_synsets(
+            [name],
+            parents.__getitem__,
+            lambda n: wn.reader.synset(n).lexname(),
+            params["lexnames"],
+            rules,
+            lambda n: bool(wn.reader.synset(n).instance_hypernyms()),
+            params["instances"],
+        )
+        print(f"{name}  [{synset.lexname()}]  WordNet {wn.version}")
         print(f"  {synset.definition()}")
         print(f"  lemmas: {', '.join(synset.lemma_names())}")
         print(f"  path: {' > '.join(s.name() for s in path)}")
         examples = ", ".join(sorted(s.name() for s in subtree)[:8])
         print(f"  subtree: {len(subtree)} synsets, e.g. {examples}")
-        ruled = [(s.name(), rules[s.name()]) for s in path if s.name() in rules]
-        for name, rule in ruled:
-            print(f"  rule on line {rule.line}: {''.join(sorted(rule.tags))} {name}")
+        ruled = sorted((rules[s.name()].line, s.name()) for s in above if s.name() in rules)
+        for line, ruled_name in ruled:
+            print(f"  rule on line {line}: {''.join(sorted(rules[ruled_name].tags))} {ruled_name}")
+        verdict = "selected" if selected else "not selected"
+        print(f"  {verdict} with the default nouns.lexnames and nouns.instances")
     return 0
 
 

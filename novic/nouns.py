@@ -2,8 +2,8 @@
 
 The pipeline (reference section 1, in this project's own terms), one module per step:
 
-1. `novic.synsets.select_synsets`: noun synsets whose lexname is an object lexname, refined by
-   a rules file.
+1. `novic.synsets.select_synsets`: the noun synsets that the rules file includes, among the
+   candidates of the object lexnames.
 2. `collect_nouns`: lemma names -> surface forms, grouped by their canonical form.
 3. `add_plurals`: WordNet's noun.exc exceptions, then `inflect` for attested regular plurals.
 4. `build_dictionary`: word frequencies, class-list boost, multiplicities, the noun table.
@@ -31,7 +31,7 @@ from novic.frequency import (
     split_multiplicity,
     web1t_bigrams,
 )
-from novic.synsets import parse_rules, resolve_rules, select_synsets
+from novic.synsets import parse_rules, resolve_rules, select_wordnet_synsets
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +257,8 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
         log.info("WordNet %s from %s", wn.version, wn.source)
         synsets = {s.name(): s for s in wn.reader.all_synsets("n")}
         resolved = resolve_rules(rules, lambda name: wn.reader.synset(name).name(), rules_path)
-        selected = select_synsets(
-            synsets,
-            lambda n: [p.name() for p in synsets[n].hypernyms() + synsets[n].instance_hypernyms()],
-            lambda n: synsets[n].lexname(),
-            params["lexnames"],
-            resolved,
-            lambda n: bool(synsets[n].instance_hypernyms()),
-            params["skip_instances"],
+        selected = select_wordnet_synsets(
+            wn.reader, resolved, params["lexnames"], params["instances"]
         )
         log.info("%d of %d noun synsets selected", len(selected), len(synsets))
         counts = sense_counts(wn.reader)

@@ -1,4 +1,22 @@
-"""WordNet synset selection: the rules file and which noun synsets count as objects."""
+"""WordNet synset selection: the rules file and which noun synsets count as objects.
+
+Selection is by inclusion. The lexnames (lexicographer files) of the config only say which
+synsets are candidates; a candidate is selected only where a rule of the rules file takes it in:
+
+    E  exclude this synset                      I  include this synset
+    N  exclude the synset's subtree              Y  include the synset's subtree
+
+Precedence is E > I > Y > N. Subtree rules are inherited along hypernym (and instance-hypernym)
+links, and on each path from a synset up to the root the rule nearest the synset applies, so a
+deeper rule overrides a higher one. A synset that inherits Y along one path and N along another
+is selected: it is a kind of something the rules take in (a garment is a covering as well as a
+commodity). Single synsets are left out with E, which nothing overrides.
+
+Subtree rules decide only among candidates: synsets whose lexname is one of the configured
+lexnames and that are not named instances (unless instances are allowed). I takes in the synset
+it names whatever its lexname or kind, since naming one synset is deliberate: that is how the
+object roots that WordNet files under noun.Tops (person, animal, plant, food) come in.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +24,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RULE_TAGS = frozenset("EIYN")
-ROOT_SYNSET = "entity.n.01"
+SUBTREE_TAGS = frozenset("YN")
+CONFLICTING_TAGS = (frozenset("EI"), frozenset("YN"))
 
 
 class RulesError(ValueError):
@@ -33,14 +53,18 @@ def parse_rules(path: str | Path) -> dict[str, Rule]:
             raise RulesError(
                 f"{path}:{number}: expected 'TAGS synset' with TAGS from E, I, Y, N, got {raw!r}"
             )
-        tags, name = parts
+        tags, name = frozenset(parts[0]), parts[1]
+        for pair in CONFLICTING_TAGS:
+            if pair <= tags:
+                first, second = sorted(pair)
+                raise RulesError(f"{path}:{number}: {first} and {second} contradict each other")
         if not re.fullmatch(r".+\.n\.\d\d", name):
             raise RulesError(f"{path}:{number}: {name!r} is not a noun synset name like dog.n.01")
         if name in rules:
             raise RulesError(
                 f"{path}:{number}: {name} already has a rule on line {rules[name].line}"
             )
-        rules[name] = Rule(frozenset(tags), number)
+        rules[name] = Rule(tags, number)
     return rules
 
 
@@ -51,29 +75,22 @@ def select_synsets(
     lexnames: Iterable[str],
     rules: Mapping[str, Rule],
     is_instance: Callable[[str], bool] = lambda name: False,
-    skip_instances: Iterable[str] = (),
+    instances: bool = False,
 ) -> list[str]:
-    """The object synsets among `names`, in their order.
+    """The synsets among `names` that the rules include, in their order (see the module doc).
 
-    A synset is kept when its lexname is in `lexnames` (given without the "noun." prefix) and
-    it is not an instance (a named individual) of a lexname in `skip_instances`, unless a rule
-    decides: E (exclude it) > I (include it) > Y (include its subtree) >
-    N (exclude its subtree). A subtree rule closer to the synset overrides one further up;
-    a synset that inherits both Y and N through different hypernym paths is included.
+    `parents` gives a synset's hypernyms and instance hypernyms, `lexname` its lexicographer
+    file ("noun.animal"); `lexnames` are the candidate lexnames without the "noun." prefix.
+    Instances (named individuals) are candidates only when `instances` is true.
     """
     allowed = {f"noun.{name}" for name in lexnames}
-    skipped = {f"noun.{name}" for name in skip_instances}
-    subtree: dict[str, str | None] = {}
+    inherited: dict[str, frozenset[str]] = {}
 
-    def mark(name: str) -> str | None:  # "Y", "N" or None: the subtree rule that applies
-        if name not in subtree:
-            tags = rules[name].tags if name in rules else frozenset()
-            if "Y" in tags or "N" in tags:
-                subtree[name] = "Y" if "Y" in tags else "N"
-            else:
-                inherited = {mark(p) for p in parents(name)}
-                subtree[name] = "Y" if "Y" in inherited else "N" if "N" in inherited else None
-        return subtree[name]
+    def subtree_rules(name: str) -> frozenset[str]:  # the nearest Y/N rules over all paths
+        if name not in inherited:
+            own = rules[name].tags & SUBTREE_TAGS if name in rules else frozenset()
+            inherited[name] = own or frozenset().union(*map(subtree_rules, parents(name)))
+        return inherited[name]
 
     def keep(name: str) -> bool:
         tags = rules[name].tags if name in rules else frozenset()
@@ -81,21 +98,45 @@ def select_synsets(
             return False
         if "I" in tags:
             return True
-        inherited = mark(name)
-        if inherited is not None:
-            return inherited == "Y"
-        kind = lexname(name)
-        return kind in allowed and not (kind in skipped and is_instance(name))
+        if lexname(name) not in allowed or (is_instance(name) and not instances):
+            return False
+        return "Y" in subtree_rules(name)
 
-    return [name for name in names if name != ROOT_SYNSET and keep(name)]
+    return [name for name in names if keep(name)]
+
+
+def select_wordnet_synsets(
+    reader: Any, rules: Mapping[str, Rule], lexnames: Iterable[str], instances: bool = False
+) -> list[str]:
+    """`select_synsets` over every noun synset of an nltk WordNet reader, in its order.
+
+    `rules` must hold canonical synset names (see `resolve_rules`).
+    """
+    synsets = {s.name(): s for s in reader.all_synsets("n")}
+    return select_synsets(
+        synsets,
+        lambda n: [p.name() for p in synsets[n].hypernyms() + synsets[n].instance_hypernyms()],
+        lambda n: synsets[n].lexname(),
+        lexnames,
+        rules,
+        lambda n: bool(synsets[n].instance_hypernyms()),
+        instances,
+    )
 
 
 def resolve_rules(rules: Mapping[str, Rule], lookup: Callable[[str], str], path: str) -> dict:
-    """Map each rule to its synset's canonical name; unknown synsets are errors naming the line."""
+    """Map each rule to its synset's canonical name; unknown synsets, and two rules for one
+    synset under different names, are errors naming the lines."""
     resolved: dict[str, Rule] = {}
     for name, rule in rules.items():
         try:
-            resolved[lookup(name)] = rule
+            canonical = lookup(name)
         except Exception as error:  # nltk raises WordNetError or ValueError
             raise RulesError(f"{path}:{rule.line}: unknown synset {name} ({error})") from None
+        if canonical in resolved:
+            raise RulesError(
+                f"{path}:{rule.line}: {name} is {canonical}, which already has a rule on line "
+                f"{resolved[canonical].line}"
+            )
+        resolved[canonical] = rule
     return resolved

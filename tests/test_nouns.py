@@ -1,4 +1,4 @@
-"""Unit tests of noun curation: canonical forms, plurals, multiplicities, rules, thresholds."""
+"""Unit tests of noun curation: canonical forms, plurals, multiplicities, thresholds."""
 
 import math
 
@@ -9,7 +9,6 @@ from novic.dictionary import noun_row, noun_table
 from novic.forms import Pluralizer, canonical, surface_forms
 from novic.frequency import WordFrequency, multiplicity, split_multiplicity
 from novic.nouns import NounDraft, build_dictionary, collect_nouns, threshold_vocab, vocab_stats
-from novic.synsets import RulesError, parse_rules, select_synsets
 
 
 @pytest.mark.parametrize(
@@ -171,119 +170,6 @@ def test_form_shares_pass_to_plurals_made_from_a_listed_singular():
         "saws": 0.5,
     }
     assert form_shares(["dog"], ["dogs"], homographs, lambda s: plural(s, [])) == {}
-
-
-def _write(tmp_path, text):
-    path = tmp_path / "rules.txt"
-    path.write_text(text)
-    return path
-
-
-def test_parse_rules(tmp_path):
-    rules = parse_rules(_write(tmp_path, "# comment\nN feeling.n.01  # why\n\nEY object.n.01\n"))
-    assert rules["feeling.n.01"].tags == {"N"}
-    assert rules["object.n.01"].tags == {"E", "Y"}
-    assert rules["object.n.01"].line == 4
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("X dog.n.01\n", "rules.txt:1: expected 'TAGS synset'"),
-        ("N\n", "rules.txt:1: expected"),
-        ("N dog.n.01 extra\n", "rules.txt:1: expected"),
-        ("\nN dog\n", "rules.txt:2: 'dog' is not a noun synset name"),
-        ("N dog.n.01\nE dog.n.01\n", "rules.txt:2: dog.n.01 already has a rule on line 1"),
-    ],
-)
-def test_malformed_rules_name_file_and_line(tmp_path, text, message):
-    with pytest.raises(RulesError, match=message):
-        parse_rules(_write(tmp_path, text))
-
-
-# A toy hierarchy: entity > thing > {animal > {dog, cat > kitten}, idea > {plan, joy}};
-# "kitten" also has the parent "toy" (under thing) to test multiple inheritance.
-PARENTS = {
-    "entity.n.01": [],
-    "thing.n.01": ["entity.n.01"],
-    "animal.n.01": ["thing.n.01"],
-    "dog.n.01": ["animal.n.01"],
-    "cat.n.01": ["animal.n.01"],
-    "toy.n.01": ["thing.n.01"],
-    "kitten.n.01": ["cat.n.01", "toy.n.01"],
-    "idea.n.01": ["thing.n.01"],
-    "plan.n.01": ["idea.n.01"],
-    "joy.n.01": ["idea.n.01"],
-    "rex.n.01": ["dog.n.01"],  # an instance: a named dog
-}
-LEXNAME = {
-    "animal.n.01": "noun.animal",
-    "dog.n.01": "noun.animal",
-    "cat.n.01": "noun.animal",
-    "kitten.n.01": "noun.animal",
-    "rex.n.01": "noun.animal",
-    "toy.n.01": "noun.artifact",
-    "plan.n.01": "noun.cognition",
-    "joy.n.01": "noun.feeling",
-}
-
-
-def _select(tmp_path, rules_text, lexnames=("animal", "artifact", "feeling"), **kwargs):
-    rules = parse_rules(_write(tmp_path, rules_text))
-    return select_synsets(
-        PARENTS,
-        PARENTS.__getitem__,
-        lambda n: LEXNAME.get(n, "noun.Tops"),
-        lexnames,
-        rules,
-        **kwargs,
-    )
-
-
-def test_selection_by_lexname_only(tmp_path):
-    assert _select(tmp_path, "") == [
-        "animal.n.01",
-        "dog.n.01",
-        "cat.n.01",
-        "toy.n.01",
-        "kitten.n.01",
-        "joy.n.01",
-        "rex.n.01",
-    ]
-
-
-def test_rule_precedence(tmp_path):
-    # N removes a subtree; a deeper Y restores part of it; I beats N; E beats everything.
-    selected = _select(tmp_path, "N animal.n.01\nY cat.n.01\nI dog.n.01\nE kitten.n.01\n")
-    assert selected == ["dog.n.01", "cat.n.01", "toy.n.01", "joy.n.01"]  # not rex: I is not Y
-    # Y on a subtree includes synsets outside the lexnames; E on the same line drops the root.
-    assert _select(tmp_path, "EY idea.n.01\n") == [
-        "animal.n.01",
-        "dog.n.01",
-        "cat.n.01",
-        "toy.n.01",
-        "kitten.n.01",
-        "plan.n.01",
-        "joy.n.01",
-        "rex.n.01",
-    ]
-
-
-def test_y_wins_over_n_across_hypernym_paths(tmp_path):
-    selected = _select(tmp_path, "N cat.n.01\nY toy.n.01\n")
-    assert "kitten.n.01" in selected  # N via cat, Y via toy
-    assert "cat.n.01" not in selected
-
-
-def test_instances_of_skipped_lexnames(tmp_path):
-    selected = _select(
-        tmp_path, "", is_instance=lambda n: n == "rex.n.01", skip_instances=["animal"]
-    )
-    assert "rex.n.01" not in selected and "dog.n.01" in selected
-    included = _select(
-        tmp_path, "I rex.n.01\n", is_instance=lambda n: n == "rex.n.01", skip_instances=["animal"]
-    )
-    assert "rex.n.01" in included
 
 
 def test_class_lists(tmp_path):

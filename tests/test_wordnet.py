@@ -60,12 +60,15 @@ def test_unknown_source():
 
 
 @needs_debian_wordnet
-def test_cli_shows_a_synset_and_its_rules(capsys):
+def test_cli_shows_a_synset_its_rules_and_whether_it_is_selected(capsys):
     from novic.cli import main
 
     rules = Path(__file__).resolve().parent.parent / "resources/synset_rules.txt"
-    assert main(["synset", "budget.n.01", "--rules", str(rules), "--source", "dict"]) == 0
+    assert main(["synset", "kitten.n.01", "--rules", str(rules), "--source", "dict"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("budget.n.01  [noun.possession]  WordNet 3.0")
-    assert "N money.n.01" in out and "subtree: 2 synsets" in out
+    assert out.startswith("kitten.n.01  [noun.animal]  WordNet 3.0")
+    assert "IY animal.n.01" in out and "subtree: 0 synsets" in out
+    assert out.rstrip().endswith("  selected with the default nouns.lexnames and nouns.instances")
+    assert main(["synset", "platalea.n.01", "--rules", str(rules), "--source", "dict"]) == 0
+    assert "  not selected with" in capsys.readouterr().out  # a genus
     assert main(["synset", "no_such.n.01", "--rules", "", "--source", "dict"]) == 2
