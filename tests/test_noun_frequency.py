@@ -63,7 +63,7 @@ def test_everyday_objects_reach_their_vocabulary(multiplicities, noun, threshold
 
 @pytest.mark.parametrize("noun", HOMOGRAPHS)
 def test_homographs_stay_out_of_ft2(multiplicities, noun):
-    assert multiplicities[1][noun] <= 2
+    assert multiplicities[1].get(noun, 0) <= 2  # absent (not an object noun at all) is fine
 
 
 @pytest.mark.parametrize("noun", COMPOUNDS)
