@@ -84,3 +84,19 @@ def small_tower(tmp_path_factory: pytest.TempPathFactory) -> SmallTower:
 def locked_embedder(small_tower: SmallTower) -> Embedder:
     """The locked_text embedder (MiniLM text tower) with the small image tower."""
     return load_embedder(small_tower.spec)
+
+
+@pytest.fixture(scope="session")
+def paper_dictionary():
+    """The noun dictionary of the schema's default `nouns` section (the paper config), built
+    once per session (~30 s) from Debian's WordNet; skipped where wordnet-base is missing."""
+    import contextlib
+
+    from novic.nouns import extract_dictionary
+    from novic.schema import defaults
+
+    if not Path("/usr/share/wordnet").is_dir():
+        pytest.skip("Debian's wordnet-base is not installed (make test installs it)")
+    with contextlib.chdir(REPO):  # the section's paths are relative to the project root
+        table, _ = extract_dictionary(defaults("nouns"))
+    return table

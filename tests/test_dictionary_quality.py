@@ -8,7 +8,6 @@ bugs, unmerged spellings, vocabulary sizes and benchmark coverage.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import pytest
 
 from novic.classlists import read_class_list
 from novic.forms import canonical
-from novic.nouns import REFERENCE_VOCAB_SIZES, extract_dictionary, threshold_vocab
-from novic.schema import defaults
+from novic.nouns import REFERENCE_VOCAB_SIZES, threshold_vocab
 
 pytestmark = pytest.mark.slow
 
@@ -78,12 +76,8 @@ def multiplicity(row: dict) -> int:
 
 
 @pytest.fixture(scope="module")
-def dictionary() -> pa.Table:
-    """The dictionary of the schema's default `nouns` section (the paper config), built once."""
-    params = defaults("nouns")
-    with contextlib.chdir(REPO):  # the section's paths are relative to the project root
-        table, _ = extract_dictionary(params)
-    return table
+def dictionary(paper_dictionary: pa.Table) -> pa.Table:
+    return paper_dictionary
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from novic.frequency import MIN_FREQ, WordFrequency, multiplicity, web1t_bigrams
-from novic.nouns import extract_dictionary, noun_multiplicities, reference_comparison
-from novic.schema import defaults
+from novic.nouns import noun_multiplicities, reference_comparison
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,16 +43,9 @@ COMPOUNDS = [
 
 
 @pytest.fixture(scope="module")
-def multiplicities():
-    params = defaults("nouns")
-    params["wordnet"] = {"source": "dict", "dict_dir": "/usr/share/wordnet"}
-    root = Path(__file__).resolve().parent.parent
-    for key in ("rules", "homographs"):
-        params[key] = str(root / params[key])
-    params["class_lists"] = [str(root / path) for path in params["class_lists"]]
-    table, _ = extract_dictionary(params)
-    targets = table.column("target_noun").to_pylist()
-    return table, dict(zip(targets, noun_multiplicities(table), strict=True))
+def multiplicities(paper_dictionary):
+    targets = paper_dictionary.column("target_noun").to_pylist()
+    return paper_dictionary, dict(zip(targets, noun_multiplicities(paper_dictionary), strict=True))
 
 
 @pytest.mark.parametrize(("noun", "threshold"), OBJECT_FLOORS.items())
