@@ -196,7 +196,8 @@ def add_plurals(
     - a plural-only noun of `pluralize.plural_only` or a singular with a plural of its own
       (`Pluralizer.keeps_name`: "glasses", "cola"): the plural is not made, and the next most
       frequent one is taken instead ("colons" for "colon");
-    - a proper name (every name capitalised: the kingdom "Fungi"): both keep their forms.
+    - a proper name (every name capitalised: the kingdom "Fungi") that is not the plural's very
+      string: both keep their forms.
     A plural made for several nouns goes to the one whose singular is most frequent (times its
     sense share: "crosses" to "cross", not "crosse"), or merges them if they share a synset
     ("lense" into "lens").
@@ -212,7 +213,8 @@ def add_plurals(
         target: any(pluralize.keeps_name(form) for form in noun.names())
         for target, noun in nouns.items()
     }
-    proper = {target: all(f[:1].isupper() for f in noun.names()) for target, noun in nouns.items()}
+    names = {target: set(noun.names()) for target, noun in nouns.items()}
+    proper = {target: all(f[:1].isupper() for f in names[target]) for target in nouns}
 
     def shares_synset(a: str, b: str) -> bool:
         return bool(set(nouns[a].synsets) & set(nouns[b].synsets))
@@ -256,7 +258,7 @@ def add_plurals(
         if own is None:  # made for several nouns: the most frequent singular's
             winner = max(claims, key=lambda c: c[2])[0]
         for target, plural, _ in claims:
-            if own is not None and own != target and proper[own]:
+            if own is not None and own != target and proper[own] and plural not in names[own]:
                 pass  # "fungi" of "fungus" and the kingdom "Fungi" both stay
             elif own is not None and own != target:
                 if root(own) != root(target):

@@ -260,3 +260,19 @@ def test_plural_only_lemmas_from_wordnet(wordnet_pluralizer, lemma, synset, expe
     plural, reader = wordnet_pluralizer
     s = reader.synset(synset)
     assert plural.plural_only_form(lemma, s.lemma_names(), s.definition()) == expected
+
+
+def test_a_proper_name_keeps_its_form_beside_a_plural():
+    freq = {"fungus": 1.0, "fungi": 1.0, "person": 1.0, "people": 5.0, "English people": 1.0}
+    nouns = {
+        "fungus": _noun("fungus", ["fungus"], ["fungus.n.01"]),
+        "fungi": _noun("fungi", ["Fungi"], ["fungi.n.01"]),
+        "english person": _noun("english person", ["English person"], ["englishman.n.01"]),
+        "english people": _noun("english people", ["English people"], ["english.n.02"]),
+    }
+    plural = Pluralizer({"fungi": ["fungus"]}, lambda form: freq.get(form, 0.0))
+    add_plurals(nouns, plural, lambda form: freq.get(form, 0.0))
+    assert nouns["fungus"].plurals == ["fungi"] and nouns["fungi"].singulars == ["Fungi"]
+    # the very same string is one noun's: the nationality's plural
+    assert "english people" not in nouns
+    assert nouns["english person"].plurals == ["English people"]
