@@ -135,7 +135,7 @@ class Pluralizer:
                 if plural not in forms:
                     forms.append(plural)
                 self.singular.setdefault(plural, []).append(singular)
-        self.frequency = frequency
+        self.frequency = cache(frequency)
         self.plural_only = frozenset(plural_only)
         self.reader = reader
         if other_reading is not None:

@@ -19,6 +19,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import pyarrow as pa
 
@@ -209,10 +210,11 @@ def add_plurals(
             key = canonical(form)
             if key is not None:
                 owner.setdefault(key, target)
-    keeps = {
-        target: any(pluralize.keeps_name(form) for form in noun.names())
-        for target, noun in nouns.items()
-    }
+
+    @cache
+    def keeps(target: str) -> bool:
+        return any(pluralize.keeps_name(form) for form in nouns[target].names())
+
     names = {target: set(noun.names()) for target, noun in nouns.items()}
     proper = {target: all(f[:1].isupper() for f in names[target]) for target in nouns}
 
@@ -228,7 +230,7 @@ def add_plurals(
             return (
                 other is not None
                 and other != self.target
-                and keeps[other]
+                and keeps(other)
                 and not proper[other]
                 and not shares_synset(other, self.target)
             )
