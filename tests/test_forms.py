@@ -209,7 +209,9 @@ def wordnet_pluralizer():
             Pluralizer(
                 wn.reader._exception_map["n"],
                 WordFrequency(),
-                plural_only=read_word_list("resources/plural_only_nouns.txt"),
+                plural_only=read_word_list(
+                    Path(__file__).parents[1] / "resources/plural_only_nouns.txt"
+                ),
                 reader=wn.reader,
             ),
             wn.reader,
