@@ -191,8 +191,8 @@ class NounMatcher:
     """Finds a noun's singular and plural variants in a caption."""
 
     def __init__(self, noun: Noun) -> None:
-        self.patterns = {
-            "singular": _variant_regex([*noun.singulars, noun.pretty]),
+        self.patterns = {  # a plural-only noun ("jeans") has no singular to find
+            "singular": _variant_regex([*noun.singulars, noun.pretty]) if noun.singulars else None,
             "plural": _variant_regex(noun.plurals),
         }
 

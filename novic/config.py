@@ -192,6 +192,7 @@ def _check_files(config: Mapping[str, Any]) -> list[str]:
     nouns, problems = config["nouns"], []
     problems += _missing("nouns.rules", nouns["rules"], "synset rules file")
     problems += _missing("nouns.homographs", nouns["homographs"], "homographs file")
+    problems += _missing("nouns.plural_only", nouns["plural_only"], "word list")
     for i, path in enumerate(nouns["class_lists"]):
         problems += _missing(f"nouns.class_lists[{i}]", path, "class list")
     problems += _missing("prompts.templates", config["prompts"]["templates"], "templates file")

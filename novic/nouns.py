@@ -4,10 +4,14 @@ The pipeline (reference section 1, in this project's own terms), one module per 
 
 1. `novic.synsets.select_synsets`: the noun synsets that the rules file includes, among the
    candidates of the object lexnames.
-2. `collect_nouns`: lemma names -> surface forms, grouped by their canonical form.
-3. `add_plurals`: WordNet's noun.exc exceptions, then `inflect` for attested regular plurals.
-4. `build_dictionary`: word frequencies, class-list boost, multiplicities, the noun table.
-5. `threshold_vocab`: the nouns whose summed multiplicity exceeds T.
+2. `collect_nouns`: lemma names -> surface forms, grouped by their canonical form; plural-only
+   lemmas ("jeans") name plural-only nouns.
+3. `merge_variants`: spacing and British/American spelling variants become one noun.
+4. `add_plurals` (in `build_dictionary`): plurals (`novic.forms.Pluralizer`), with every form
+   naming one noun.
+5. `build_dictionary`: word frequencies (homograph shares), class-list boost, multiplicities,
+   the noun table.
+6. `threshold_vocab`: the nouns whose summed multiplicity exceeds T.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import pyarrow as pa
 
 from novic.classlists import class_list_floors, read_class_list
 from novic.dictionary import NOUN_SCHEMA
-from novic.forms import Pluralizer, add_plurals, canonical, surface_forms
+from novic.forms import Pluralizer, american, canonical, merge_key, read_word_list, surface_forms
 from novic.frequency import (
     WordFrequency,
     form_shares,
@@ -45,7 +50,10 @@ REFERENCE_VOCAB_SIZES = {0: 42_919, 2: 11_897, 6: 5_899, 9: 2_919}
 
 @dataclass
 class NounDraft:
-    """A canonical noun while it is being assembled."""
+    """A canonical noun while it is being assembled.
+
+    A plural-only noun ("jeans") has no singulars: its names are its plurals.
+    """
 
     target: str
     pretty: str
@@ -62,37 +70,220 @@ class NounDraft:
         if form not in self.singulars:
             self.singulars.append(form)
 
+    def names(self) -> list[str]:
+        """The forms that name the noun: its singulars, or its plurals if it is plural-only."""
+        return self.singulars or self.plurals
+
+    def absorb(self, other: NounDraft, as_plurals: bool = False) -> None:
+        """Take in another noun's forms, synsets and lemmas (`as_plurals`: its names become
+        plurals of this noun, as "algae" of "alga", and its own plurals are dropped)."""
+        singulars = [] if as_plurals else other.singulars
+        plurals = other.names() if as_plurals else other.plurals
+        _extend(self.singulars, singulars)
+        _extend(self.plurals, plurals)
+        _extend(self.synsets, other.synsets)
+        _extend(self.lemmas, other.lemmas)
+
+
+def _extend(forms: list[str], more: Iterable[str]) -> None:
+    """Append the forms not there yet (case-insensitively: "Dog" is not added to "dog")."""
+    seen = {f.lower() for f in forms}
+    for form in more:
+        if form.lower() not in seen:
+            forms.append(form)
+            seen.add(form.lower())
+
 
 def collect_nouns(
     synset_lemmas: Iterable[tuple[str, Sequence[tuple[str, int]]]],
+    plural_form: Callable[[str, str], str | None] | None = None,
 ) -> dict[str, NounDraft]:
     """Group the lemmas of the selected synsets by canonical form.
 
-    `synset_lemmas` yields (synset name, [(lemma name, usage count), ...]). The pretty form of a
-    noun is the lemma surface form with the highest summed usage count (first seen on ties).
+    `synset_lemmas` yields (synset name, [(lemma name, usage count), ...]). `plural_form`
+    (lemma name, synset name) gives the plural-only name of a lemma ("jean" in jean.n.01 ->
+    "jeans"), or None for a singular; a noun with a plural-only lemma is plural-only. Surface
+    forms that differ only in case are one form: the lowercase one if there is one (a common
+    noun, which has a plural: "Moon", "moon" -> "moon"), else the one used most. The pretty
+    form of a noun is the lemma surface form with the highest summed usage count (first seen
+    on ties), in the case kept.
     """
     nouns: dict[str, NounDraft] = {}
     counts: dict[tuple[str, str], int] = {}
+    plural_only: set[str] = set()
     for synset, lemmas in synset_lemmas:
         for lemma_name, count in lemmas:
-            forms = surface_forms(lemma_name)
+            plural = plural_form(lemma_name, synset) if plural_form else None
+            forms = surface_forms(plural or lemma_name)
             target = canonical(forms[0])
             if target is None:
                 continue
             noun = nouns.get(target)
             if noun is None:
                 noun = nouns[target] = NounDraft(target, forms[0], -1)
+            if plural:
+                plural_only.add(target)
             for form in forms:
                 noun.add_singular(form)
+                counts[(target, form)] = counts.get((target, form), 0) + count
             if synset not in noun.synsets:
                 noun.synsets.append(synset)
             if lemma_name not in noun.lemmas:
                 noun.lemmas.append(lemma_name)
-            key = (target, forms[0])
-            counts[key] = counts.get(key, 0) + count
-            if counts[key] > noun.pretty_count:
-                noun.pretty, noun.pretty_count = forms[0], counts[key]
+            if counts[(target, forms[0])] > noun.pretty_count:
+                noun.pretty, noun.pretty_count = forms[0], counts[(target, forms[0])]
+    for noun in nouns.values():
+        order = {form: i for i, form in enumerate(noun.singulars)}
+        best: dict[str, str] = {}
+        for form in sorted(
+            noun.singulars,
+            key=lambda f: (f != f.lower(), -counts[(noun.target, f)], order[f]),
+        ):
+            best.setdefault(form.lower(), form)
+        noun.pretty = best[noun.pretty.lower()]
+        noun.singulars = [f for f in noun.singulars if best[f.lower()] == f]
+        if noun.target in plural_only:
+            noun.singulars, noun.plurals = [], noun.singulars
     return nouns
+
+
+def merge_variants(
+    nouns: Mapping[str, NounDraft], frequency: Callable[[str], float]
+) -> dict[str, NounDraft]:
+    """Merge nouns whose targets are spelling variants of each other (same `merge_key`):
+    spacing and hyphens ("hot dog", "hotdog"), and British/American spelling where the two
+    share a synset ("aeroplane", "airplane"; not "philtre" and "filter"). The merged noun
+    keeps every form as a variant. Its target is the most frequent target, then the one with
+    more words, then the American spelling, then the first alphabetically ("airplane",
+    "hot dog", "hairstyle").
+    """
+    groups: dict[str, list[str]] = {}
+    for target in sorted(nouns):
+        groups.setdefault(merge_key(target), []).append(target)
+    merged: dict[str, NounDraft] = {}
+    for group in groups.values():
+        parts: list[list[str]] = []  # targets joined by spacing or a shared synset
+        for target in group:
+            joined = [
+                part
+                for part in parts
+                if any(
+                    t.replace(" ", "") == target.replace(" ", "")
+                    or set(nouns[t].synsets) & set(nouns[target].synsets)
+                    for t in part
+                )
+            ]
+            for part in joined:
+                parts.remove(part)
+            parts.append([t for part in joined for t in part] + [target])
+        for part in parts:
+            head = nouns[min(part, key=lambda t: _variant_rank(t, frequency))]
+            for target in sorted(part):
+                if target != head.target:
+                    head.absorb(nouns[target])
+                    log.debug("merged %r into %r", target, head.target)
+            merged[head.target] = head
+    return merged
+
+
+def _variant_rank(target: str, frequency: Callable[[str], float]) -> tuple:
+    return (-frequency(target), -target.count(" "), american(target) != target, target)
+
+
+def add_plurals(
+    nouns: dict[str, NounDraft], pluralize: Pluralizer, frequency: Callable[[str], float]
+) -> None:
+    """Fill each noun's plurals from its singulars, so that every form names one noun.
+
+    A plural that names another noun (the same canonical form):
+    - of the same synset, or plural-looking ("arms" in weaponry.n.01, "oxen" in cattle.n.01):
+      that noun merges into this one, its names as plurals ("algae" of "alga");
+    - a plural-only noun of `pluralize.plural_only` or a singular with a plural of its own
+      (`Pluralizer.keeps_name`: "glasses", "cola"): the plural is not made, and the next most
+      frequent one is taken instead ("colons" for "colon");
+    - a proper name (every name capitalised: the kingdom "Fungi") that is not the plural's very
+      string: both keep their forms.
+    A plural made for several nouns goes to the one whose singular is most frequent (times its
+    sense share: "crosses" to "cross", not "crosse"), or merges them if they share a synset
+    ("lense" into "lens").
+    A plural equal to the singular ("deer") is a plural variant too.
+    """
+    owner: dict[str, str] = {}
+    for target in sorted(nouns):
+        for form in nouns[target].singulars + nouns[target].plurals:
+            key = canonical(form)
+            if key is not None:
+                owner.setdefault(key, target)
+
+    @cache
+    def keeps(target: str) -> bool:
+        return any(pluralize.keeps_name(form) for form in nouns[target].names())
+
+    names = {target: set(noun.names()) for target, noun in nouns.items()}
+    proper = {target: all(f[:1].isupper() for f in names[target]) for target in nouns}
+
+    def shares_synset(a: str, b: str) -> bool:
+        return bool(set(nouns[a].synsets) & set(nouns[b].synsets))
+
+    class Taken:  # the names a noun's plurals must not take
+        def __init__(self, target: str) -> None:
+            self.target = target
+
+        def __contains__(self, key: object) -> bool:
+            other = owner.get(key) if isinstance(key, str) else None
+            return (
+                other is not None
+                and other != self.target
+                and keeps(other)
+                and not proper[other]
+                and not shares_synset(other, self.target)
+            )
+
+    made: dict[str, list[tuple[str, str, float]]] = {}  # canonical -> (target, plural, rank)
+    for target in sorted(nouns):
+        noun = nouns[target]
+        taken = Taken(target)
+        for singular in noun.singulars:
+            for plural in pluralize(singular, taken):
+                key = canonical(plural)
+                if key is not None:
+                    rank = frequency(singular) * noun.sense_share
+                    made.setdefault(key, []).append((target, plural, rank))
+    parent: dict[str, str] = {}
+    as_plurals: set[str] = set()
+
+    def root(target: str) -> str:
+        while target in parent:
+            target = parent[target]
+        return target
+
+    plurals: dict[str, list[str]] = {}
+    for key in sorted(made):
+        claims = made[key]
+        own = owner.get(key)
+        if own is None:  # made for several nouns: the most frequent singular's
+            winner = max(claims, key=lambda c: c[2])[0]
+        for target, plural, _ in claims:
+            if own is not None and own != target and proper[own] and plural not in names[own]:
+                pass  # "fungi" of "fungus" and the kingdom "Fungi" both stay
+            elif own is not None and own != target:
+                if root(own) != root(target):
+                    parent[root(own)] = root(target)
+                    as_plurals.add(own)
+            elif own is None and target != winner:
+                if not shares_synset(target, winner):
+                    continue
+                if root(target) != root(winner):
+                    parent[root(target)] = root(winner)
+            plurals.setdefault(target, []).append(plural)
+    for target in sorted(nouns):
+        _extend(nouns[target].plurals, plurals.get(target, []))
+    for target in sorted(parent):
+        head = nouns[root(target)]
+        head.absorb(nouns[target], as_plurals=target in as_plurals)
+        log.debug("merged %r into %r", target, head.target)
+    for target in parent:
+        del nouns[target]
 
 
 # --- The dictionary ----------------------------------------------------------------------------
@@ -118,10 +309,34 @@ def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Tab
     return pa.Table.from_pydict(rows, schema=NOUN_SCHEMA)
 
 
+class NounIndex:
+    """Finds the noun a name belongs to: by the canonical form of any of the noun's forms, or
+    by its target's spelling-variant key ("Hotdog" -> "hot dog", "aeroplanes" -> "airplane")."""
+
+    def __init__(self, nouns: Iterable[NounDraft]) -> None:
+        self.forms: dict[str, str] = {}
+        self.keys: dict[str, str] = {}
+        for noun in nouns:
+            self.add(noun)
+
+    def add(self, noun: NounDraft) -> None:
+        for form in noun.singulars + noun.plurals:
+            key = canonical(form)
+            if key is not None:
+                self.forms.setdefault(key, noun.target)
+        self.keys.setdefault(merge_key(noun.target), noun.target)
+
+    def find(self, name: str) -> str | None:
+        key = canonical(name)
+        if key is None:
+            return None
+        return self.forms.get(key) or self.keys.get(merge_key(key))
+
+
 def build_dictionary(
     nouns: dict[str, NounDraft],
     frequency: WordFrequency,
-    pluralize: Callable[[str], list[str]],
+    pluralize: Pluralizer,
     class_lists: Mapping[str, list[list[str]]] = {},
     add_class_nouns: bool = True,
     homographs: Mapping[str, float] = {},
@@ -129,9 +344,11 @@ def build_dictionary(
     """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table.
 
     `homographs` maps canonical forms to the share of their frequency that is the noun
-    (`novic.frequency.read_homographs`).
+    (`novic.frequency.read_homographs`). A class name belongs to the noun that has it as any
+    form or spelling variant ("jeans", "hotdog", "aeroplane"); with `add_class_nouns` the
+    others become nouns of their own.
     """
-    add_plurals(nouns.values(), pluralize)
+    add_plurals(nouns, pluralize, frequency)
 
     def estimate(noun: NounDraft) -> float:
         noun.shares = form_shares(noun.singulars, noun.plurals, homographs, pluralize)
@@ -141,23 +358,31 @@ def build_dictionary(
     for noun in nouns.values():
         noun.frequency = estimate(noun) * noun.sense_share
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
+    index = NounIndex(nouns.values())
     for path, rows in class_lists.items():
         floors = class_list_floors(rows, ranked)
         added = 0
         for row in rows:
             for name in row:
                 target = canonical(name)
-                if target is None or target in nouns:
+                if target is None or index.find(name) is not None or not add_class_nouns:
                     continue
-                if add_class_nouns:
-                    noun = nouns[target] = NounDraft(target, name, 0, [name])
-                    noun.plurals = [p for p in pluralize(name) if p != name]
-                    noun.frequency = estimate(noun)
-                    added += 1
-        for target, floor in floors.items():
-            if target in nouns:
+                noun = nouns[target] = NounDraft(target, name, 0)
+                if pluralize.is_plural_only(name):
+                    noun.plurals = [name]
+                else:
+                    noun.singulars = [name]
+                    noun.plurals = [p for p in pluralize(name) if index.find(p) in (None, target)]
+                noun.frequency = estimate(noun)
+                index.add(noun)
+                added += 1
+        missing = []
+        for key, floor in floors.items():
+            target = index.find(key)
+            if target is None:
+                missing.append(key)
+            else:
                 nouns[target].frequency = max(nouns[target].frequency, floor)
-        missing = [t for t in floors if t not in nouns]
         log.info(
             "class list %s: %d classes, floor %.3g, %d names added as nouns%s",
             path,
@@ -262,10 +487,23 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
         )
         log.info("%d of %d noun synsets selected", len(selected), len(synsets))
         counts = sense_counts(wn.reader)
-        nouns = collect_nouns(
-            (n, [(lemma.name(), counts.get(lemma.key(), 0)) for lemma in synsets[n].lemmas()])
-            for n in selected
+        exceptions = wn.reader._exception_map["n"]  # noun.exc: plural -> [singular]
+        pluralize = Pluralizer(
+            exceptions,
+            frequency,
+            plural_only=read_word_list(params["plural_only"]),
+            reader=wn.reader,
         )
+        nouns = collect_nouns(
+            (
+                (n, [(lemma.name(), counts.get(lemma.key(), 0)) for lemma in synsets[n].lemmas()])
+                for n in selected
+            ),
+            lambda lemma, n: pluralize.plural_only_form(
+                lemma, synsets[n].lemma_names(), synsets[n].definition()
+            ),
+        )
+        nouns = merge_variants(nouns, frequency)
         log.info("%d canonical nouns from their lemmas", len(nouns))
         chosen = set(selected)
         for noun in nouns.values() if params["sense_share"] else ():
@@ -273,8 +511,6 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
                 sense for name in noun.lemmas for sense in lemma_senses(wn.reader, counts, name)
             }
             noun.sense_share = sense_share((name in chosen, c) for name, c in senses)
-        exceptions = wn.reader._exception_map["n"]  # noun.exc: plural -> [singular]
-        pluralize = Pluralizer(exceptions, attested=lambda form: frequency(form) > 0)
         table = build_dictionary(
             nouns, frequency, pluralize, class_lists, params["add_class_nouns"], homographs
         )

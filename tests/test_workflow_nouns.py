@@ -33,13 +33,26 @@ def test_dictionary_outputs(noun_project):
     assert "dog" in by_target and "apple" in by_target
     assert "mice" in by_target["mouse"]["plurals"]
     assert "dogs" in by_target["dog"]["plurals"]
+    assert by_target["deer"]["plurals"] == ["deer"]  # the plural equals the singular
+    assert "sheep" in by_target["sheep"]["plurals"]
+    assert by_target["doe"]["plurals"] == []  # "does" is the verb's
+    assert by_target["pea"]["plurals"] == ["peas"]  # not WordNet's "pease"
     assert "hammer" not in by_target  # an artifact
+    owners: dict[str, set[str]] = {}
     for row in rows:
-        assert canonical(row["target_noun"]) == row["target_noun"]
-        assert all(canonical(form) == row["target_noun"] for form in row["singulars"])
-        assert len(row["singulars_freq"]) == len(row["singulars"]) >= 1
+        target = row["target_noun"]
+        assert canonical(target) == target
+        forms = row["singulars"] + row["plurals"]
+        assert forms and target in {canonical(form) for form in forms}
+        # merged spelling variants ("hotdog" of "hot dog") and plurals keep their own forms
+        for form in forms:
+            if form[:1].islower():  # a proper name ("Fungi") may share a common noun's form
+                owners.setdefault(canonical(form), set()).add(target)
+        assert len(row["singulars_freq"]) == len(row["singulars"])
         assert len(row["plurals_freq"]) == len(row["plurals"])
         assert min(row["singulars_freq"] + row["plurals_freq"]) >= 1
+    # every form names one noun: one prompt never trains two targets
+    assert {form: t for form, t in owners.items() if len(t) > 1} == {}
     stats = json.loads((noun_project / "results/nouns/dictionary.stats.json").read_text())
     assert stats["nouns"] == len(rows)
 

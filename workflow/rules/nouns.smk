@@ -2,6 +2,7 @@ rule extract_nouns:
     input:
         rules=config["nouns"]["rules"],
         homographs=config["nouns"]["homographs"],
+        plural_only=config["nouns"]["plural_only"],
         class_lists=config["nouns"]["class_lists"],
     output:
         dictionary="results/nouns/dictionary.parquet",
