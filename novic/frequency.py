@@ -102,14 +102,18 @@ class WordFrequency:
         return sum(seen.values())
 
 
-def read_homographs(path: str | Path) -> dict[str, float]:
+DROP = "drop"  # the share of a homograph that names no noun at all
+
+
+def read_homographs(path: str | Path) -> dict[str, float | None]:
     """Homograph shares: canonical form -> the share of its frequency that is the noun.
 
     One entry per line, `form  share  # why`: the form (it may contain spaces) and a share
-    between 0 and 1 (0: the form counts the minimum frequency). Blank lines and `#` comments
-    are ignored. Errors name the file and line.
+    between 0 and 1 (0: the form counts the minimum frequency), or `drop` (None here: the form
+    names no noun, see `novic.nouns.drop_forms`). Blank lines and `#` comments are ignored.
+    Errors name the file and line.
     """
-    shares: dict[str, float] = {}
+    shares: dict[str, float | None] = {}
     lines: dict[str, int] = {}
     for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         text = raw.split("#", 1)[0].strip()
@@ -117,13 +121,13 @@ def read_homographs(path: str | Path) -> dict[str, float]:
             continue
         form, _, value = text.rpartition(" ")
         try:
-            share = float(value)
+            share = None if value == DROP else float(value)
         except ValueError:
             share = math.nan
-        if not form.strip() or not 0.0 <= share <= 1.0:
+        if not form.strip() or (share is not None and not 0.0 <= share <= 1.0):
             raise HomographError(
-                f"{path}:{number}: expected 'form share' with a share between 0 and 1, "
-                f"got {raw.strip()!r}"
+                f"{path}:{number}: expected 'form share' with a share between 0 and 1 or "
+                f"{DROP!r}, got {raw.strip()!r}"
             )
         target = canonical(form.strip())
         if target is None:
@@ -139,7 +143,7 @@ def read_homographs(path: str | Path) -> dict[str, float]:
 def form_shares(
     singulars: Iterable[str],
     plurals: Iterable[str],
-    homographs: Mapping[str, float],
+    homographs: Mapping[str, float | None],
     pluralize: Callable[[str], list[str]],
 ) -> dict[str, float]:
     """The homograph share of each listed form of a noun (forms not returned count fully).
@@ -150,7 +154,7 @@ def form_shares(
     shares: dict[str, float] = {}
     for singular in singulars:
         share = homographs.get(canonical(singular) or "")
-        if share is not None:
+        if share is not None:  # dropped forms (None) are gone before frequencies
             shares[singular] = share
             for plural in pluralize(singular):
                 shares.setdefault(plural, share)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -333,13 +333,26 @@ class NounIndex:
         return self.forms.get(key) or self.keys.get(merge_key(key))
 
 
+def drop_forms(nouns: dict[str, NounDraft], dropped: Container[str]) -> None:
+    """Remove the nouns named by a dropped form, and dropped forms from the other nouns.
+
+    A dropped form is a synonym too rare in its object sense to name one ("soul" for a person,
+    "emergency" for a hand brake): a noun is dropped with its name, or loses the form.
+    """
+    for target in [t for t in nouns if t in dropped]:
+        del nouns[target]
+    for noun in nouns.values():
+        noun.singulars = [f for f in noun.singulars if canonical(f) not in dropped]
+        noun.plurals = [f for f in noun.plurals if canonical(f) not in dropped]
+
+
 def build_dictionary(
     nouns: dict[str, NounDraft],
     frequency: WordFrequency,
     pluralize: Pluralizer,
     class_lists: Mapping[str, list[list[str]]] = {},
     add_class_nouns: bool = True,
-    homographs: Mapping[str, float] = {},
+    homographs: Mapping[str, float | None] = {},
 ) -> pa.Table:
     """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table.
 
@@ -348,7 +361,10 @@ def build_dictionary(
     form or spelling variant ("jeans", "hotdog", "aeroplane"); with `add_class_nouns` the
     others become nouns of their own.
     """
+    dropped = {form for form, share in homographs.items() if share is None}
+    drop_forms(nouns, dropped)
     add_plurals(nouns, pluralize, frequency)
+    drop_forms(nouns, dropped)
 
     def estimate(noun: NounDraft) -> float:
         noun.shares = form_shares(noun.singulars, noun.plurals, homographs, pluralize)
