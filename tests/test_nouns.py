@@ -266,3 +266,22 @@ def test_sense_share_discounts_other_senses():
     # "have": one unused noun sense vs verb senses used 1202 and 377 times
     assert sense_share([(True, 0), (False, 1202), (False, 377)]) == pytest.approx(1 / 1582)
     assert sense_share([]) == 1.0
+
+
+def test_dropped_homographs_name_no_noun(tmp_path):
+    from novic.frequency import read_homographs
+
+    path = tmp_path / "homographs.txt"
+    path.write_text("soul  drop  # a person, mostly the spirit\nneed 0\n")
+    homographs = read_homographs(path)
+    assert homographs == {"soul": None, "need": 0.0}
+    freq = WordFrequency()
+    nouns = {
+        "soul": NounDraft("soul", "soul", 1, ["soul"]),
+        "person": NounDraft("person", "person", 1, ["person", "soul"]),
+        "need": NounDraft("need", "need", 1, ["need"]),
+    }
+    table = build_dictionary(nouns, freq, Pluralizer({}, freq), homographs=homographs)
+    rows = {r["target_noun"]: r for r in table.to_pylist()}
+    assert sorted(rows) == ["need", "person"]
+    assert "soul" not in rows["person"]["singulars"] and "souls" not in rows["person"]["plurals"]
