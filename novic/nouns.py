@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from novic.classlists import class_list_floors, read_class_list
+from novic.classlists import (
+    class_list_floors,
+    class_nouns,
+    coverage,
+    floor_base,
+    read_class_list,
+    variant_index,
+)
 from novic.dictionary import NOUN_SCHEMA
 from novic.forms import Pluralizer, add_plurals, canonical, surface_forms
 from novic.frequency import (
@@ -54,6 +61,7 @@ class NounDraft:
     lemmas: list[str] = field(default_factory=list)  # WordNet lemma names behind the noun
     frequency: float = 0.0
     sense_share: float = 1.0  # share of the forms' usage that means this noun
+    organic: float | None = None  # frequency before the class-list floor (None: a class noun)
 
     def add_singular(self, form: str) -> None:
         if form not in self.singulars:
@@ -99,9 +107,14 @@ def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Tab
     """Assign multiplicities and ids (in canonical-form order) and build the noun table."""
     rows: dict[str, list] = {name: [] for name in NOUN_SCHEMA.names}
     for noun_id, noun in enumerate(sorted(nouns, key=lambda n: n.target), 1):
-        total = max(round(multiplicity(noun.frequency)), 1)
         variants = noun.singulars + noun.plurals
-        counts = split_multiplicity(total, [multiplicity(frequency(v)) for v in variants])
+        weights = [multiplicity(frequency(v)) for v in variants]
+
+        def counts_of(f: float) -> list[int]:
+            return split_multiplicity(max(round(multiplicity(f)), 1), weights)  # noqa: B023
+
+        counts = counts_of(noun.frequency)
+        organic = 0 if noun.organic is None else sum(counts_of(noun.organic))
         rows["id"].append(noun_id)
         rows["target_noun"].append(noun.target)
         rows["pretty_noun"].append(noun.pretty)
@@ -111,6 +124,7 @@ def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Tab
         rows["plurals_freq"].append(counts[len(noun.singulars) :])
         rows["frequency"].append(noun.frequency)
         rows["synsets"].append(noun.synsets)
+        rows["organic_multiplicity"].append(organic)
     return pa.Table.from_pydict(rows, schema=NOUN_SCHEMA)
 
 
@@ -120,37 +134,51 @@ def build_dictionary(
     pluralize: Callable[[str], list[str]],
     class_lists: Mapping[str, list[list[str]]] = {},
     add_class_nouns: bool = True,
+    general_lists: Mapping[str, list[list[str]]] = {},
 ) -> pa.Table:
-    """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table."""
+    """Plurals, frequencies and the class-list floor for curated nouns; returns the noun table.
+
+    A class name stands for the noun one of whose variants it is ("skis" for "ski"). The names
+    of the object lists (`class_lists`) that no noun has become nouns of their own when
+    `add_class_nouns`; the general lists only floor nouns that exist. Floors are computed from
+    the frequencies before any floor, and a noun keeps the highest of its floors.
+    """
     add_plurals(nouns.values(), pluralize)
     for noun in nouns.values():
         noun.frequency = frequency.total(noun.singulars + noun.plurals) * noun.sense_share
+        noun.organic = noun.frequency
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
-    for path, rows in class_lists.items():
-        floors = class_list_floors(rows, ranked)
-        added = 0
-        for row in rows:
-            for name in row:
-                target = canonical(name)
-                if target is None or target in nouns:
-                    continue
-                if add_class_nouns:
+    index = variant_index((n.target, n.singulars + n.plurals) for n in nouns.values())
+    floors: dict[str, float] = {}
+    for lists, add in ((class_lists, add_class_nouns), (general_lists, False)):
+        for path, rows in lists.items():
+            added = 0
+            for row in rows if add else ():
+                for name in class_nouns(row):
+                    target = canonical(name)
+                    if target is None or target in index:
+                        continue
                     noun = nouns[target] = NounDraft(target, name, 0, [name])
                     noun.plurals = [p for p in pluralize(name) if p != name]
                     noun.frequency = frequency.total(noun.singulars + noun.plurals)
+                    index.update(variant_index([(target, noun.singulars + noun.plurals)]))
                     added += 1
-        for target, floor in floors.items():
-            if target in nouns:
-                nouns[target].frequency = max(nouns[target].frequency, floor)
-        missing = [t for t in floors if t not in nouns]
-        log.info(
-            "class list %s: %d classes, floor %.3g, %d names added as nouns%s",
-            path,
-            len(rows),
-            ranked[min(len(rows), len(ranked)) - 1] if ranked else 0.0,
-            added,
-            f", {len(missing)} not in the dictionary: {', '.join(missing[:10])}" if missing else "",
-        )
+            list_floors = class_list_floors(rows, ranked, index)
+            for target, floor in list_floors.items():
+                floors[target] = max(floors.get(target, 0.0), floor)
+            named = sum(bool(class_nouns(row)) for row in rows)
+            log.info(
+                "class list %s: %d classes (%d naming a noun), floor %.3g, %d nouns floored, "
+                "%d names added as nouns",
+                path,
+                len(rows),
+                named,
+                floor_base(rows, ranked),
+                len(list_floors),
+                added,
+            )
+    for target, floor in floors.items():
+        nouns[target].frequency = max(nouns[target].frequency, floor)
     return finish_nouns(nouns.values(), frequency)
 
 
@@ -184,17 +212,57 @@ def vocab_stats(table: pa.Table) -> dict[str, float | int]:
     }
 
 
+def class_coverage(
+    vocab: pa.Table, threshold: int, lists: Mapping[str, Sequence[Sequence[str]]]
+) -> dict[str, dict[str, float | int | None]]:
+    """Per class list: its classes and the share of them that vocabulary FT{threshold} covers.
+
+    `floored` counts a class when one of its noun names is a variant of a noun of the
+    vocabulary (as built, class-list floors included); `organic` only when that noun's
+    multiplicity exceeds the threshold without the floor (the dictionary's own quality;
+    null when the noun table does not know it, as for the reference's dictionary).
+    """
+    rows = vocab.select(["target_noun", "singulars", "plurals", "organic_multiplicity"])
+    rows = rows.to_pylist()
+    floored = variant_index((r["target_noun"], r["singulars"] + r["plurals"]) for r in rows)
+    organic = None
+    if all(r["organic_multiplicity"] is not None for r in rows):
+        organic = variant_index(
+            (r["target_noun"], r["singulars"] + r["plurals"])
+            for r in rows
+            if r["organic_multiplicity"] > threshold
+        )
+    return {
+        name: {
+            "classes": len(classes),
+            "floored": round(coverage(classes, floored), 4),
+            "organic": None if organic is None else round(coverage(classes, organic), 4),
+        }
+        for name, classes in lists.items()
+    }
+
+
 # --- The stage ---------------------------------------------------------------------------------
 
 
 def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
-    """Run the whole noun stage for the `nouns` config section; returns (table, metadata)."""
+    """Run the whole noun stage for the `nouns` config section; returns (table, metadata).
+
+    With `source.kind: reference` the noun table is read from the reference's released
+    dictionary (`novic.reference.read_reference_nouns`) instead of being built.
+    """
+    if params["source"]["kind"] == "reference":
+        from novic.reference import read_reference_nouns, reference_nouns_metadata
+
+        path = params["source"]["path"]
+        return read_reference_nouns(path), reference_nouns_metadata(path)
     from novic.wordnet import lemma_senses, open_wordnet, sense_counts  # slow imports
 
     rules_path = params["rules"]
     rules = parse_rules(rules_path)
     function_words = read_word_list(params["function_words"])
     class_lists = {path: read_class_list(path) for path in params["class_lists"]}
+    general_lists = {path: read_class_list(path) for path in params["general_lists"]}
     frequency = WordFrequency(params["phrase_penalty"])
     with open_wordnet(params["wordnet"]["source"], params["wordnet"]["dict_dir"]) as wn:
         log.info("WordNet %s from %s", wn.version, wn.source)
@@ -228,10 +296,11 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
         exceptions = wn.reader._exception_map["n"]  # noun.exc: plural -> [singular]
         pluralize = Pluralizer(exceptions, attested=lambda form: frequency(form) > 0)
         table = build_dictionary(
-            nouns, frequency, pluralize, class_lists, params["add_class_nouns"]
+            nouns, frequency, pluralize, class_lists, params["add_class_nouns"], general_lists
         )
         version = wn.version
     metadata = {
+        "novic.noun_source": "wordnet",
         "novic.wordnet_version": version,
         "novic.wordfreq_version": importlib.metadata.version("wordfreq"),
         "novic.lexnames": ",".join(params["lexnames"]),
