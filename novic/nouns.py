@@ -63,6 +63,10 @@ class NounDraft:
     sense_share: float = 1.0  # share of the forms' usage that means this noun
     organic: float | None = None  # frequency before the class-list floor (None: a class noun)
 
+    @property
+    def variants(self) -> list[str]:
+        return self.singulars + self.plurals
+
     def add_singular(self, form: str) -> None:
         if form not in self.singulars:
             self.singulars.append(form)
@@ -103,18 +107,18 @@ def collect_nouns(
 # --- The dictionary ----------------------------------------------------------------------------
 
 
+def variant_counts(noun_frequency: float, weights: Sequence[float]) -> list[int]:
+    """A noun's multiplicity, split over its variants in proportion to their `weights`."""
+    return split_multiplicity(max(round(multiplicity(noun_frequency)), 1), weights)
+
+
 def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Table:
     """Assign multiplicities and ids (in canonical-form order) and build the noun table."""
     rows: dict[str, list] = {name: [] for name in NOUN_SCHEMA.names}
     for noun_id, noun in enumerate(sorted(nouns, key=lambda n: n.target), 1):
-        variants = noun.singulars + noun.plurals
-        weights = [multiplicity(frequency(v)) for v in variants]
-
-        def counts_of(f: float) -> list[int]:
-            return split_multiplicity(max(round(multiplicity(f)), 1), weights)  # noqa: B023
-
-        counts = counts_of(noun.frequency)
-        organic = 0 if noun.organic is None else sum(counts_of(noun.organic))
+        weights = [multiplicity(frequency(v)) for v in noun.singulars + noun.plurals]
+        counts = variant_counts(noun.frequency, weights)
+        organic = 0 if noun.organic is None else sum(variant_counts(noun.organic, weights))
         rows["id"].append(noun_id)
         rows["target_noun"].append(noun.target)
         rows["pretty_noun"].append(noun.pretty)
@@ -148,7 +152,7 @@ def build_dictionary(
         noun.frequency = frequency.total(noun.singulars + noun.plurals) * noun.sense_share
         noun.organic = noun.frequency
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
-    index = variant_index((n.target, n.singulars + n.plurals) for n in nouns.values())
+    index = variant_index((n.target, n.variants) for n in nouns.values())
     floors: dict[str, float] = {}
     for lists, add in ((class_lists, add_class_nouns), (general_lists, False)):
         for path, rows in lists.items():
@@ -160,8 +164,9 @@ def build_dictionary(
                         continue
                     noun = nouns[target] = NounDraft(target, name, 0, [name])
                     noun.plurals = [p for p in pluralize(name) if p != name]
-                    noun.frequency = frequency.total(noun.singulars + noun.plurals)
-                    index.update(variant_index([(target, noun.singulars + noun.plurals)]))
+                    noun.frequency = frequency.total(noun.variants)
+                    for key, value in variant_index([(target, noun.variants)]).items():
+                        index.setdefault(key, value)
                     added += 1
             list_floors = class_list_floors(rows, ranked, index)
             for target, floor in list_floors.items():
