@@ -193,8 +193,18 @@ def _check_files(config: Mapping[str, Any]) -> list[str]:
     problems += _missing("nouns.rules", nouns["rules"], "synset rules file")
     problems += _missing("nouns.homographs", nouns["homographs"], "homographs file")
     problems += _missing("nouns.plural_only", nouns["plural_only"], "word list")
-    for i, path in enumerate(nouns["class_lists"]):
-        problems += _missing(f"nouns.class_lists[{i}]", path, "class list")
+    for key in ("class_lists", "general_lists"):
+        for i, path in enumerate(nouns[key]):
+            problems += _missing(f"nouns.{key}[{i}]", path, "class list")
+    source = nouns["source"]
+    if source["kind"] == "reference":
+        if not source["path"]:
+            problems.append(
+                "nouns.source.path: kind reference needs the path of the reference's "
+                "object-noun dictionary (object_nouns.json); it is never downloaded"
+            )
+        else:
+            problems += _missing("nouns.source.path", source["path"], "noun dictionary")
     problems += _missing("prompts.templates", config["prompts"]["templates"], "templates file")
     return problems
 

@@ -28,6 +28,9 @@ NOUN_SCHEMA = pa.schema(
         pa.field("plurals_freq", pa.list_(pa.int32()), nullable=False),
         pa.field("frequency", pa.float64(), nullable=False),
         pa.field("synsets", pa.list_(pa.string()), nullable=False),
+        # summed multiplicity without the class-list floor (0: a noun only a class list added;
+        # null: not known, as for the reference's dictionary)
+        pa.field("organic_multiplicity", pa.int32(), nullable=True),
     ]
 )
 
@@ -79,6 +82,7 @@ def noun_row(
         "plurals_freq": [1] * len(plurals) if plurals_freq is None else list(plurals_freq),
         "frequency": frequency,
         "synsets": [],
+        "organic_multiplicity": None,
     }
 
 

@@ -24,7 +24,14 @@ from functools import cache
 
 import pyarrow as pa
 
-from novic.classlists import class_list_floors, read_class_list
+from novic.classlists import (
+    class_list_floors,
+    class_nouns,
+    coverage,
+    floor_base,
+    read_class_list,
+    variant_index,
+)
 from novic.dictionary import NOUN_SCHEMA
 from novic.forms import Pluralizer, american, canonical, merge_key, read_word_list, surface_forms
 from novic.frequency import (
@@ -65,6 +72,11 @@ class NounDraft:
     frequency: float = 0.0
     sense_share: float = 1.0  # share of the forms' usage that means this noun
     shares: dict[str, float] = field(default_factory=dict)  # homograph share of listed forms
+    organic: float | None = None  # frequency before the class-list floor (None: a class noun)
+
+    @property
+    def variants(self) -> list[str]:
+        return self.singulars + self.plurals
 
     def add_singular(self, form: str) -> None:
         if form not in self.singulars:
@@ -289,14 +301,18 @@ def add_plurals(
 # --- The dictionary ----------------------------------------------------------------------------
 
 
+def variant_counts(noun_frequency: float, weights: Sequence[float]) -> list[int]:
+    """A noun's multiplicity, split over its variants in proportion to their `weights`."""
+    return split_multiplicity(max(round(multiplicity(noun_frequency)), 1), weights)
+
+
 def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Table:
     """Assign multiplicities and ids (in canonical-form order) and build the noun table."""
     rows: dict[str, list] = {name: [] for name in NOUN_SCHEMA.names}
     for noun_id, noun in enumerate(sorted(nouns, key=lambda n: n.target), 1):
-        total = max(round(multiplicity(noun.frequency)), 1)
-        variants = noun.singulars + noun.plurals
-        weights = [multiplicity(frequency(v) * noun.shares.get(v, 1.0)) for v in variants]
-        counts = split_multiplicity(total, weights)
+        weights = [multiplicity(frequency(v) * noun.shares.get(v, 1.0)) for v in noun.variants]
+        counts = variant_counts(noun.frequency, weights)
+        organic = 0 if noun.organic is None else sum(variant_counts(noun.organic, weights))
         rows["id"].append(noun_id)
         rows["target_noun"].append(noun.target)
         rows["pretty_noun"].append(noun.pretty)
@@ -306,6 +322,7 @@ def finish_nouns(nouns: Iterable[NounDraft], frequency: WordFrequency) -> pa.Tab
         rows["plurals_freq"].append(counts[len(noun.singulars) :])
         rows["frequency"].append(noun.frequency)
         rows["synsets"].append(noun.synsets)
+        rows["organic_multiplicity"].append(organic)
     return pa.Table.from_pydict(rows, schema=NOUN_SCHEMA)
 
 
@@ -328,9 +345,14 @@ class NounIndex:
 
     def find(self, name: str) -> str | None:
         key = canonical(name)
-        if key is None:
-            return None
-        return self.forms.get(key) or self.keys.get(merge_key(key))
+        return None if key is None else self.get(key)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The noun of a canonical form (as a mapping, for `novic.classlists`)."""
+        return self.forms.get(key) or self.keys.get(merge_key(key)) or default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
 
 
 def drop_forms(nouns: dict[str, NounDraft], dropped: Container[str]) -> None:
@@ -353,13 +375,16 @@ def build_dictionary(
     class_lists: Mapping[str, list[list[str]]] = {},
     add_class_nouns: bool = True,
     homographs: Mapping[str, float | None] = {},
+    general_lists: Mapping[str, list[list[str]]] = {},
 ) -> pa.Table:
-    """Plurals, frequencies and the class-list boost for curated nouns; returns the noun table.
+    """Plurals, frequencies and the class-list floor for curated nouns; returns the noun table.
 
-    `homographs` maps canonical forms to the share of their frequency that is the noun
-    (`novic.frequency.read_homographs`). A class name belongs to the noun that has it as any
-    form or spelling variant ("jeans", "hotdog", "aeroplane"); with `add_class_nouns` the
-    others become nouns of their own.
+    `homographs` maps canonical forms to the share of their frequency that is the noun, or None
+    for forms that name no noun (`novic.frequency.read_homographs`). A class name stands for
+    the noun that has it as any form or spelling variant ("skis", "hotdog", "aeroplane"). The
+    names of the object lists (`class_lists`) that no noun has become nouns of their own when
+    `add_class_nouns`; the general lists only floor nouns that exist. Floors are computed from
+    the frequencies before any floor, and a noun keeps the highest of its floors.
     """
     dropped = {form for form, share in homographs.items() if share is None}
     drop_forms(nouns, dropped)
@@ -368,45 +393,48 @@ def build_dictionary(
 
     def estimate(noun: NounDraft) -> float:
         noun.shares = form_shares(noun.singulars, noun.plurals, homographs, pluralize)
-        forms = noun.singulars + noun.plurals
-        return frequency.total(forms, lambda form: noun.shares.get(form, 1.0))
+        return frequency.total(noun.variants, lambda form: noun.shares.get(form, 1.0))
 
     for noun in nouns.values():
-        noun.frequency = estimate(noun) * noun.sense_share
+        noun.frequency = noun.organic = estimate(noun) * noun.sense_share
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
     index = NounIndex(nouns.values())
-    for path, rows in class_lists.items():
-        floors = class_list_floors(rows, ranked)
-        added = 0
-        for row in rows:
-            for name in row:
-                target = canonical(name)
-                if target is None or index.find(name) is not None or not add_class_nouns:
-                    continue
-                noun = nouns[target] = NounDraft(target, name, 0)
-                if pluralize.is_plural_only(name):
-                    noun.plurals = [name]
-                else:
-                    noun.singulars = [name]
-                    noun.plurals = [p for p in pluralize(name) if index.find(p) in (None, target)]
-                noun.frequency = estimate(noun)
-                index.add(noun)
-                added += 1
-        missing = []
-        for key, floor in floors.items():
-            target = index.find(key)
-            if target is None:
-                missing.append(key)
-            else:
-                nouns[target].frequency = max(nouns[target].frequency, floor)
-        log.info(
-            "class list %s: %d classes, floor %.3g, %d names added as nouns%s",
-            path,
-            len(rows),
-            ranked[min(len(rows), len(ranked)) - 1] if ranked else 0.0,
-            added,
-            f", {len(missing)} not in the dictionary: {', '.join(missing[:10])}" if missing else "",
-        )
+    floors: dict[str, float] = {}
+    for lists, add in ((class_lists, add_class_nouns), (general_lists, False)):
+        for path, rows in lists.items():
+            added = 0
+            for row in rows if add else ():
+                for name in class_nouns(row):
+                    target = canonical(name)
+                    if target is None or index.find(name) is not None:
+                        continue
+                    noun = nouns[target] = NounDraft(target, name, 0)
+                    if pluralize.is_plural_only(name):
+                        noun.plurals = [name]
+                    else:
+                        noun.singulars = [name]
+                        noun.plurals = [
+                            p for p in pluralize(name) if index.find(p) in (None, target)
+                        ]
+                    noun.frequency = estimate(noun)
+                    index.add(noun)
+                    added += 1
+            list_floors = class_list_floors(rows, ranked, index)
+            for target, floor in list_floors.items():
+                floors[target] = max(floors.get(target, 0.0), floor)
+            named = sum(bool(class_nouns(row)) for row in rows)
+            log.info(
+                "class list %s: %d classes (%d naming a noun), floor %.3g, %d nouns floored, "
+                "%d names added as nouns",
+                path,
+                len(rows),
+                named,
+                floor_base(rows, ranked),
+                len(list_floors),
+                added,
+            )
+    for target, floor in floors.items():
+        nouns[target].frequency = max(nouns[target].frequency, floor)
     return finish_nouns(nouns.values(), frequency)
 
 
@@ -479,11 +507,50 @@ def comparison_line(comparison: Mapping[str, Mapping[str, float | int]]) -> str:
     )
 
 
+def class_coverage(
+    vocab: pa.Table, threshold: int, lists: Mapping[str, Sequence[Sequence[str]]]
+) -> dict[str, dict[str, float | int | None]]:
+    """Per class list: its classes and the share of them that vocabulary FT{threshold} covers.
+
+    `floored` counts a class when one of its noun names is a variant of a noun of the
+    vocabulary (as built, class-list floors included); `organic` only when that noun's
+    multiplicity exceeds the threshold without the floor (the dictionary's own quality;
+    null when the noun table does not know it, as for the reference's dictionary).
+    """
+    rows = vocab.select(["target_noun", "singulars", "plurals", "organic_multiplicity"])
+    rows = rows.to_pylist()
+    floored = variant_index((r["target_noun"], r["singulars"] + r["plurals"]) for r in rows)
+    organic = None
+    if all(r["organic_multiplicity"] is not None for r in rows):
+        organic = variant_index(
+            (r["target_noun"], r["singulars"] + r["plurals"])
+            for r in rows
+            if r["organic_multiplicity"] > threshold
+        )
+    return {
+        name: {
+            "classes": len(classes),
+            "floored": round(coverage(classes, floored), 4),
+            "organic": None if organic is None else round(coverage(classes, organic), 4),
+        }
+        for name, classes in lists.items()
+    }
+
+
 # --- The stage ---------------------------------------------------------------------------------
 
 
 def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
-    """Run the whole noun stage for the `nouns` config section; returns (table, metadata)."""
+    """Run the whole noun stage for the `nouns` config section; returns (table, metadata).
+
+    With `source.kind: reference` the noun table is read from the reference's released
+    dictionary (`novic.reference.read_reference_nouns`) instead of being built.
+    """
+    if params["source"]["kind"] == "reference":
+        from novic.reference import read_reference_nouns, reference_nouns_metadata
+
+        path = params["source"]["path"]
+        return read_reference_nouns(path), reference_nouns_metadata(path)
     from novic.wordnet import lemma_senses, open_wordnet, sense_counts  # slow imports
 
     rules_path = params["rules"]
@@ -494,6 +561,7 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
     frequency = WordFrequency(
         params["frequency_scale"], params["phrase_penalty"], bigrams, bigram_floor
     )
+    general_lists = {path: read_class_list(path) for path in params["general_lists"]}
     with open_wordnet(params["wordnet"]["source"], params["wordnet"]["dict_dir"]) as wn:
         log.info("WordNet %s from %s", wn.version, wn.source)
         synsets = {s.name(): s for s in wn.reader.all_synsets("n")}
@@ -528,10 +596,17 @@ def extract_dictionary(params: Mapping) -> tuple[pa.Table, dict[str, str]]:
             }
             noun.sense_share = sense_share((name in chosen, c) for name, c in senses)
         table = build_dictionary(
-            nouns, frequency, pluralize, class_lists, params["add_class_nouns"], homographs
+            nouns,
+            frequency,
+            pluralize,
+            class_lists,
+            params["add_class_nouns"],
+            homographs,
+            general_lists,
         )
         version = wn.version
     metadata = {
+        "novic.noun_source": "wordnet",
         "novic.wordnet_version": version,
         "novic.wordfreq_version": importlib.metadata.version("wordfreq"),
         "novic.lexnames": ",".join(params["lexnames"]),

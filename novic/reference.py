@@ -1,6 +1,6 @@
 """Readers for the reference implementation's released artifacts (pallgeuer/novic).
 
-Two files of the reference's release can stand in for work this pipeline would otherwise do:
+Three files of the reference's release can stand in for work this pipeline would otherwise do:
 
 1. Its caption dataset, `captions_dataset.json` (about 1.8M captions from gpt-3.5-turbo-1106),
    imported as a caption source in place of LLM generation (`import_captions`, rule
@@ -9,9 +9,13 @@ Two files of the reference's release can stand in for work this pipeline would o
    rows and the held-out templates run unchanged.
 2. Its trained decoder checkpoints (`ovod_chunkNNNN_<stamp>.train` or `.model`), converted to
    this project's decoder file (`convert_reference_checkpoint`, `novic import-checkpoint`).
+3. Its object-noun dictionary (`data/object_nouns.json` of pallgeuer/novic, the same file as
+   `datasets/object_noun_curated.json` of pallgeuer/object_noun_dictionary), read into this
+   project's noun table in place of building one from WordNet (`read_reference_nouns`, rule
+   extract_nouns with `nouns.source.kind: reference`).
 
-Neither file is shipped or downloaded: the user names the paths. The formats below were read
-from the reference's public code (facts only: keys, parameter names and shapes); every
+None of these files is shipped or downloaded: the user names the paths. The formats below were
+read from the reference's public code (facts only: keys, parameter names and shapes); every
 assumption is checked when a file is read, and a file that does not fit fails with an error
 naming the file and the key, entry or shape that differs.
 
@@ -25,6 +29,21 @@ the reference's dictionary, with at least:
 (other fields, e.g. pretty_noun, singulars, num_singular_captions, are ignored). Entries are
 matched to the vocabulary by `target_noun`; nouns of the file that the vocabulary lacks are
 skipped and counted, nouns of the vocabulary the file lacks get no caption (counted).
+
+Object-noun dictionary (a JSON list, optionally .json.gz), one object per canonical noun:
+
+    id                 an integer >= 0, unique (hypernyms refer to it)
+    target_noun        the canonical form, unique
+    pretty_noun        the display form
+    singulars, plurals lists of surface forms (at least one variant in all)
+    singulars_freq     multiplicities (integers >= 1) aligned with singulars ...
+    plurals_freq       ... and with plurals
+    hypernyms          list of ids of this file (empty in the release; checked, not used)
+
+The table keeps the variants and multiplicities as they are; ids are renumbered 1..N in
+target_noun order (this project's convention), `frequency` is the one the noun's summed
+multiplicity stands for (the inverse of novic.frequency.multiplicity), synsets are empty and
+the organic (floor-free) multiplicity is unknown (null).
 
 Decoder checkpoint (a torch.save pickle; read with torch's restricted unpickler unless the
 caller trusts the file) of the reference's PrefixedIterDecoder, a dict with:
@@ -57,6 +76,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
@@ -81,21 +101,27 @@ CAPTION_KEYS = {"singular": "singular_captions", "plural": "plural_captions"}
 _PLACEHOLDERS = re.compile(r"\{[^{}]*\}")
 
 
-def read_caption_dataset(path: str | Path) -> list[dict[str, Any]]:
-    """The entries of a reference caption dataset, checked (see the module docstring)."""
-    path = Path(path)
+def _read_json_list(path: Path, what: str) -> list[Any]:
+    """A JSON (or gzip-compressed .json.gz) file holding a list."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise ReferenceFormatError(f"{path}: cannot read the caption dataset: {exc}") from exc
+        raise ReferenceFormatError(f"{path}: cannot read the {what}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ReferenceFormatError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(data, list):
         raise ReferenceFormatError(
             f"{path}: expected a JSON list of noun entries, got a {type(data).__name__}"
         )
+    return data
+
+
+def read_caption_dataset(path: str | Path) -> list[dict[str, Any]]:
+    """The entries of a reference caption dataset, checked (see the module docstring)."""
+    path = Path(path)
+    data = _read_json_list(path, "caption dataset")
     seen: dict[str, int] = {}
     for i, entry in enumerate(data):
         where = f"{path}: entry {i}"
@@ -659,3 +685,99 @@ def convert_reference_checkpoint(
         if key in state and not torch.equal(value, state[key]):
             raise ReferenceFormatError(f"{dst}: {key} did not survive the round trip")
     return summary
+
+
+# ---------------------------------------------------------------------------- noun dictionary
+
+NOUN_ENTRY_LISTS = ("singulars", "plurals", "singulars_freq", "plurals_freq", "hypernyms")
+
+
+def _noun_entry(where: str, entry: Any) -> tuple[int, str]:
+    """Check one entry of the reference's noun dictionary; return its id and target noun."""
+    from novic.forms import canonical
+
+    if not isinstance(entry, dict):
+        raise ReferenceFormatError(f"{where}: expected an object, got {type(entry).__name__}")
+    noun = entry.get("target_noun")
+    if not isinstance(noun, str) or not noun:
+        raise ReferenceFormatError(f"{where}: key 'target_noun' missing or not a string")
+    where = f"{where} ({noun!r})"
+    if canonical(noun) != noun:
+        raise ReferenceFormatError(f"{where}: target_noun is not a canonical form")
+    noun_id = entry.get("id")
+    if not isinstance(noun_id, int) or isinstance(noun_id, bool) or noun_id < 0:
+        raise ReferenceFormatError(f"{where}: key 'id' missing or not an integer >= 0")
+    if not isinstance(entry.get("pretty_noun"), str) or not entry["pretty_noun"]:
+        raise ReferenceFormatError(f"{where}: key 'pretty_noun' missing or not a string")
+    for key in NOUN_ENTRY_LISTS:
+        if not isinstance(entry.get(key), list):
+            raise ReferenceFormatError(f"{where}: key {key!r} missing or not a list")
+    for form in ("singulars", "plurals"):
+        variants, freqs = entry[form], entry[f"{form}_freq"]
+        if not all(isinstance(v, str) and v.strip() for v in variants):
+            raise ReferenceFormatError(f"{where}: {form} holds a non-string or empty variant")
+        if len(freqs) != len(variants):
+            raise ReferenceFormatError(
+                f"{where}: {len(variants)} {form} but {len(freqs)} {form}_freq"
+            )
+        if not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in freqs):
+            raise ReferenceFormatError(f"{where}: {form}_freq must hold integers >= 1")
+    if not entry["singulars"] and not entry["plurals"]:
+        raise ReferenceFormatError(f"{where}: neither singulars nor plurals")
+    return noun_id, noun
+
+
+def read_reference_nouns(path: str | Path) -> pa.Table:
+    """The reference's object-noun dictionary as a noun table (see the module docstring)."""
+    from novic.dictionary import NOUN_SCHEMA
+    from novic.frequency import MIN_FREQ, MULT_SCALE
+
+    path = Path(path)
+    entries = _read_json_list(path, "noun dictionary")
+    if not entries:
+        raise ReferenceFormatError(f"{path}: the noun dictionary has no entries")
+    ids: dict[int, int] = {}
+    targets: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        noun_id, noun = _noun_entry(f"{path}: entry {i}", entry)
+        for seen, key, what in ((ids, noun_id, "id"), (targets, noun, "target_noun")):
+            if key in seen:
+                raise ReferenceFormatError(
+                    f"{path}: entry {i} ({noun!r}): {what} {key!r} repeats entry {seen[key]}"
+                )
+            seen[key] = i
+    for i, entry in enumerate(entries):
+        unknown = [h for h in entry["hypernyms"] if h not in ids]
+        if unknown:
+            raise ReferenceFormatError(
+                f"{path}: entry {i} ({entry['target_noun']!r}): hypernyms {unknown[:5]} are "
+                "not ids of the file"
+            )
+    rows = []
+    for new_id, entry in enumerate(sorted(entries, key=lambda e: e["target_noun"]), 1):
+        total = sum(entry["singulars_freq"]) + sum(entry["plurals_freq"])
+        rows.append(
+            {
+                "id": new_id,
+                "target_noun": entry["target_noun"],
+                "pretty_noun": entry["pretty_noun"],
+                "singulars": list(entry["singulars"]),
+                "plurals": list(entry["plurals"]),
+                "singulars_freq": list(entry["singulars_freq"]),
+                "plurals_freq": list(entry["plurals_freq"]),
+                "frequency": MIN_FREQ * math.exp((total - 1) / MULT_SCALE),
+                "synsets": [],
+                "organic_multiplicity": None,
+            }
+        )
+    log.info("%s: %d nouns of the reference's dictionary", path, len(rows))
+    return pa.Table.from_pylist(rows, schema=NOUN_SCHEMA)
+
+
+def reference_nouns_metadata(path: str | Path) -> dict[str, str]:
+    """File metadata of a noun table read from the reference's dictionary."""
+    return {
+        "novic.noun_source": "reference",
+        "novic.source_sha256": sha256_file(path),
+        "novic.wordnet_version": "3.1",  # the reference's (NLTK's wordnet31)
+    }

@@ -178,8 +178,9 @@ def test_class_lists(tmp_path):
     path.write_text("# header\nT-shirt, top\n\nankle boot  # a comment\n")
     rows = read_class_list(path)
     assert rows == [["T-shirt", "top"], ["ankle boot"]]
-    floors = class_list_floors(rows, ranked=[0.5, 0.2, 0.1])
-    # two rows: floor = 2nd most frequent noun, shared among a row's synonyms
+    index = {"t shirt": "t shirt", "top": "top", "ankle boot": "ankle boot"}
+    floors = class_list_floors(rows, [0.5, 0.2, 0.1], index)
+    # two rows: floor = 2nd most frequent noun, shared among a row's nouns
     assert floors == {"t shirt": 0.1, "top": 0.1, "ankle boot": 0.2}
 
 

@@ -1,6 +1,6 @@
 """Readers of the reference's released artifacts (novic.reference), on small hand-made files in
-the reference's formats: the caption dataset imported as a caption source, and a decoder
-checkpoint converted to this project's decoder file."""
+the reference's formats: the caption dataset imported as a caption source, a decoder checkpoint
+converted to this project's decoder file, and the object-noun dictionary read as the noun table."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from novic.reference import (
     ReferenceFormatError,
     convert_reference_checkpoint,
     read_caption_dataset,
+    read_reference_nouns,
     run_import,
 )
 from novic.settings import FilterSettings, GenerateSettings
@@ -433,6 +434,116 @@ def test_a_pickled_payload_is_refused(tmp_path: Path) -> None:
         convert_reference_checkpoint(path, tmp_path / "out.pt", embedder=TINY_SPEC)
 
 
+# --------------------------------------------------------------------------- noun dictionary
+
+# Entries in the format of the reference's object_nouns.json (multiplicities as released).
+NOUN_ENTRIES = [
+    {
+        "id": 12,
+        "target_noun": "ski",
+        "pretty_noun": "ski",
+        "singulars": ["ski"],
+        "plurals": ["skis"],
+        "singulars_freq": [6],
+        "plurals_freq": [4],
+        "hypernyms": [],
+    },
+    {
+        "id": 3,
+        "target_noun": "aardwolf",
+        "pretty_noun": "aardwolf",
+        "singulars": ["aardwolf"],
+        "plurals": [],
+        "singulars_freq": [1],
+        "plurals_freq": [],
+        "hypernyms": [],
+    },
+    {
+        "id": 7,
+        "target_noun": "t shirt",
+        "pretty_noun": "T-shirt",
+        "singulars": ["T-shirt", "tee shirt"],
+        "plurals": ["T-shirts"],
+        "singulars_freq": [5, 1],
+        "plurals_freq": [3],
+        "hypernyms": [12],
+    },
+]
+
+
+def write_nouns(path: Path, entries: object) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        json.dump(entries, f)
+    return path
+
+
+@pytest.mark.parametrize("name", ["object_nouns.json", "object_nouns.json.gz"])
+def test_reference_nouns_become_the_noun_table(tmp_path: Path, name: str) -> None:
+    from novic.dictionary import NOUN_SCHEMA
+    from novic.frequency import multiplicity
+
+    table = read_reference_nouns(write_nouns(tmp_path / name, NOUN_ENTRIES))
+    assert table.schema == NOUN_SCHEMA
+    rows = table.to_pylist()
+    assert [r["target_noun"] for r in rows] == ["aardwolf", "ski", "t shirt"]
+    assert [r["id"] for r in rows] == [1, 2, 3]  # renumbered in target order
+    shirt = rows[2]
+    assert shirt["pretty_noun"] == "T-shirt" and shirt["plurals"] == ["T-shirts"]
+    assert (shirt["singulars_freq"], shirt["plurals_freq"]) == ([5, 1], [3])
+    assert shirt["synsets"] == [] and shirt["organic_multiplicity"] is None
+    for row in rows:  # the frequency the summed multiplicity stands for
+        total = sum(row["singulars_freq"]) + sum(row["plurals_freq"])
+        assert multiplicity(row["frequency"]) == pytest.approx(total)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"nouns": NOUN_ENTRIES}, r"expected a JSON list of noun entries, got a dict"),
+        ([], r"the noun dictionary has no entries"),
+        ([NOUN_ENTRIES[0], "dog"], r"entry 1: expected an object, got str"),
+        ([{**NOUN_ENTRIES[0], "target_noun": "Ski"}], r"entry 0 \('Ski'\): .* not a canonical"),
+        ([{**NOUN_ENTRIES[0], "id": -1}], r"entry 0 \('ski'\): key 'id' missing or not an int"),
+        ([{**NOUN_ENTRIES[0], "id": True}], r"entry 0 \('ski'\): key 'id'"),
+        (
+            [{k: v for k, v in NOUN_ENTRIES[0].items() if k != "plurals_freq"}],
+            r"entry 0 \('ski'\): key 'plurals_freq' missing or not a list",
+        ),
+        (
+            [{**NOUN_ENTRIES[0], "plurals_freq": [4, 1]}],
+            r"entry 0 \('ski'\): 1 plurals but 2 plurals_freq",
+        ),
+        ([{**NOUN_ENTRIES[0], "singulars_freq": [0]}], r"singulars_freq must hold integers >= 1"),
+        (
+            [{**NOUN_ENTRIES[1], "singulars": [], "singulars_freq": []}],
+            r"entry 0 \('aardwolf'\): neither singulars nor plurals",
+        ),
+        ([NOUN_ENTRIES[0], {**NOUN_ENTRIES[1], "id": 12}], r"entry 1 .*: id 12 repeats entry 0"),
+        (
+            [NOUN_ENTRIES[0], {**NOUN_ENTRIES[0], "id": 4}],
+            r"entry 1 \('ski'\): target_noun 'ski' repeats entry 0",
+        ),
+        ([NOUN_ENTRIES[2]], r"entry 0 \('t shirt'\): hypernyms \[12\] are not ids of the file"),
+    ],
+)
+def test_bad_noun_dictionaries_name_the_file_and_entry(
+    tmp_path: Path, entries: object, message: str
+) -> None:
+    path = write_nouns(tmp_path / "nouns.json", entries)
+    with pytest.raises(ReferenceFormatError, match=rf"nouns.json: .*{message}"):
+        read_reference_nouns(path)
+
+
+def test_unreadable_noun_dictionary_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nouns.json"
+    path.write_text('[{"id": 1,')
+    with pytest.raises(ReferenceFormatError, match=r"nouns.json: not valid JSON"):
+        read_reference_nouns(path)
+    with pytest.raises(ReferenceFormatError, match=r"gone.json: cannot read the noun dictionary"):
+        read_reference_nouns(tmp_path / "gone.json")
+
+
 # --------------------------------------------------------------------------- workflow
 
 
@@ -456,3 +567,38 @@ def test_an_import_llm_entry_replaces_generation_in_the_workflow(tmp_path: Path)
         dryrun=True,
     )  # fmt: skip
     assert any("/gpt35/ft9/replies/" in f for f in generated)
+
+
+def test_the_reference_dictionary_replaces_the_wordnet_build(tmp_path: Path) -> None:
+    """Run extract_nouns and threshold_vocab on the reference's dictionary format."""
+    from project import TEST_CONFIG, copy_project, noun_targets, snakemake
+
+    from novic.dictionary import read_nouns
+
+    workdir = copy_project(tmp_path / "repo")
+    write_nouns(workdir / "object_nouns.json", NOUN_ENTRIES)
+    source = {  # tests/config.yaml's one object list, no general list
+        "nouns": {"source": {"kind": "reference", "path": "object_nouns.json"}, "general_lists": []}
+    }
+    (workdir / "reference.yaml").write_text(json.dumps(source))
+    configs = [TEST_CONFIG, "reference.yaml"]
+    targets = ["results/nouns/dictionary.parquet", *noun_targets((9,))]
+    snakemake(workdir, targets, configfiles=configs)
+    table = read_nouns(workdir / "results/nouns/dictionary.parquet")
+    assert table.column("target_noun").to_pylist() == ["aardwolf", "ski", "t shirt"]
+    meta = read_metadata(workdir / "results/nouns/dictionary.parquet")
+    assert meta["novic.noun_source"] == "reference" and len(meta["novic.source_sha256"]) == 64
+    assert read_nouns(workdir / "results/vocab/ft9.parquet").column("target_noun").to_pylist() == [
+        "ski"
+    ]  # 6 + 4 > 9; the T-shirt's 9 does not exceed 9
+    stats = json.loads((workdir / "results/vocab/ft9.stats.json").read_text())
+    assert stats["coverage"] == {
+        "resources/class_names/cifar10.txt": {"classes": 10, "floored": 0.0, "organic": None}
+    }
+    # the WordNet settings do not re-run it; another file does
+    (workdir / "lexnames.yaml").write_text(json.dumps({"nouns": {"lexnames": ["plant"]}}))
+    assert snakemake(workdir, targets, configfiles=[*configs, "lexnames.yaml"], dryrun=True) == []
+    write_nouns(workdir / "object_nouns.json", NOUN_ENTRIES[:2])
+    assert "results/nouns/dictionary.parquet" in snakemake(
+        workdir, targets, configfiles=configs, dryrun=True
+    )

@@ -51,6 +51,15 @@ def test_dictionary_outputs(noun_project):
         assert len(row["singulars_freq"]) == len(row["singulars"])
         assert len(row["plurals_freq"]) == len(row["plurals"])
         assert min(row["singulars_freq"] + row["plurals_freq"]) >= 1
+        total = sum(row["singulars_freq"]) + sum(row["plurals_freq"])
+        assert 0 <= row["organic_multiplicity"] <= total  # the floor only lifts
+    lifted = [  # CIFAR-10's animals that the floor raised
+        noun
+        for noun in ("bird", "cat", "deer", "dog", "frog", "horse")
+        if by_target[noun]["organic_multiplicity"]
+        < sum(by_target[noun]["singulars_freq"] + by_target[noun]["plurals_freq"])
+    ]
+    assert lifted
     # every form names one noun: one prompt never trains two targets
     assert {form: t for form, t in owners.items() if len(t) > 1} == {}
     stats = json.loads((noun_project / "results/nouns/dictionary.stats.json").read_text())
@@ -74,6 +83,14 @@ def test_vocabularies_are_nested_subsets(noun_project):
         )
         stats = json.loads((noun_project / f"results/vocab/ft{threshold}.stats.json").read_text())
         assert stats["nouns"] == vocab.num_rows > 0
+        coverage = stats["coverage"]
+        assert set(coverage) == {
+            "resources/class_names/cifar10.txt",
+            "resources/class_names/cub200.txt",
+        }
+        for entry in coverage.values():
+            assert 0 <= entry["organic"] <= entry["floored"] <= 1
+        assert coverage["resources/class_names/cub200.txt"]["classes"] == 200
         ids[threshold] = set(vocab.column("id").to_pylist())
     all_ids = dictionary.column("id").to_pylist()
     multiplicities = noun_multiplicities(dictionary)

@@ -18,6 +18,38 @@ def params_of(section):
     return without_runtime(lookup(config, section), section)
 
 
+# --- Object nouns and vocabularies (nouns.smk) ---
+
+
+def noun_lists():
+    """Every class list of nouns.class_lists and nouns.general_lists (the vocabularies report
+    their coverage)."""
+    return config["nouns"]["class_lists"] + config["nouns"]["general_lists"]
+
+
+def noun_inputs(wildcards):
+    """extract_nouns' files: the reference's dictionary (nouns.source.kind reference), or the
+    rules, word list and class lists the WordNet build reads."""
+    nouns = config["nouns"]
+    if nouns["source"]["kind"] == "reference":
+        return {"source": nouns["source"]["path"]}
+    return {
+        "rules": nouns["rules"],
+        "homographs": nouns["homographs"],
+        "plural_only": nouns["plural_only"],
+        "class_lists": noun_lists(),
+    }
+
+
+def noun_params():
+    """extract_nouns' settings: only nouns.source when it reads the reference's dictionary, so
+    that the WordNet build's settings do not re-run it."""
+    nouns = params_of("nouns")
+    if nouns["source"]["kind"] == "reference":
+        return {"source": nouns["source"]}
+    return nouns
+
+
 # --- a run's sources ---
 
 

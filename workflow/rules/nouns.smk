@@ -1,9 +1,6 @@
 rule extract_nouns:
     input:
-        rules=config["nouns"]["rules"],
-        homographs=config["nouns"]["homographs"],
-        plural_only=config["nouns"]["plural_only"],
-        class_lists=config["nouns"]["class_lists"],
+        unpack(noun_inputs),
     output:
         dictionary="results/nouns/dictionary.parquet",
         stats="results/nouns/dictionary.stats.json",
@@ -18,7 +15,7 @@ rule extract_nouns:
         mem_mb=3000,
         runtime=20,
     params:
-        nouns=params_of("nouns"),
+        nouns=noun_params(),
     script:
         "../scripts/extract_nouns.py"
 
@@ -26,6 +23,7 @@ rule extract_nouns:
 rule threshold_vocab:
     input:
         dictionary="results/nouns/dictionary.parquet",
+        class_lists=noun_lists(),
     output:
         vocab="results/vocab/ft{threshold}.parquet",
         stats="results/vocab/ft{threshold}.stats.json",

@@ -1,4 +1,5 @@
-"""Snakemake adapter: WordNet object nouns -> results/nouns/dictionary.parquet."""
+"""Snakemake adapter: WordNet object nouns (or the reference's dictionary) ->
+results/nouns/dictionary.parquet."""
 
 import logging
 
@@ -10,11 +11,9 @@ from novic.nouns import comparison_line, extract_dictionary, reference_compariso
 job = start(snakemake)
 params = snakemake.params.nouns
 table, metadata = extract_dictionary(params)
-metadata |= {
-    META_ARTIFACT: "dictionary",
-    META_CONTENT: sha256_json(table.to_pydict()),
-    "novic.rules_sha256": sha256_file(params["rules"]),
-}
+metadata |= {META_ARTIFACT: "dictionary", META_CONTENT: sha256_json(table.to_pydict())}
+if params["source"]["kind"] == "wordnet":
+    metadata["novic.rules_sha256"] = sha256_file(params["rules"])
 write_parquet(table, snakemake.output.dictionary, metadata)
 comparison = reference_comparison(table)
 write_json(
