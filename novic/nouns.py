@@ -355,6 +355,31 @@ class NounIndex:
         return isinstance(key, str) and self.get(key) is not None
 
 
+def attach_class_spellings(
+    nouns: dict[str, NounDraft],
+    index: NounIndex,
+    rows: Sequence[Sequence[str]],
+    pluralize: Pluralizer,
+) -> None:
+    """Make a class name that names a noun only through its spelling key one of its variants.
+
+    COCO's "wine glass" and "cell phone" are WordNet's "wineglass" and "cellphone": the class's
+    own spelling becomes a form of that noun, so prompts and vocabularies carry it too.
+    """
+    for row in rows:
+        for name in class_nouns(row):
+            key, target = canonical(name), index.find(name)
+            if target is None or key is None or key in index.forms:
+                continue
+            noun = nouns[target]
+            if pluralize.is_plural_only(name):
+                noun.plurals.append(name)
+            else:
+                noun.singulars.append(name)
+                noun.plurals += [p for p in pluralize(name) if index.find(p) in (None, target)]
+            index.add(noun)
+
+
 def drop_forms(nouns: dict[str, NounDraft], dropped: Container[str]) -> None:
     """Remove the nouns named by a dropped form, and dropped forms from the other nouns.
 
@@ -395,10 +420,12 @@ def build_dictionary(
         noun.shares = form_shares(noun.singulars, noun.plurals, homographs, pluralize)
         return frequency.total(noun.variants, lambda form: noun.shares.get(form, 1.0))
 
+    index = NounIndex(nouns.values())
+    for rows in class_lists.values() if add_class_nouns else ():
+        attach_class_spellings(nouns, index, rows, pluralize)
     for noun in nouns.values():
         noun.frequency = noun.organic = estimate(noun) * noun.sense_share
     ranked = sorted((n.frequency for n in nouns.values()), reverse=True)
-    index = NounIndex(nouns.values())
     floors: dict[str, float] = {}
     for lists, add in ((class_lists, add_class_nouns), (general_lists, False)):
         for path, rows in lists.items():

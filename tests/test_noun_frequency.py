@@ -60,7 +60,14 @@ def test_homographs_stay_out_of_ft2(multiplicities, noun):
 
 @pytest.mark.parametrize("noun", COMPOUNDS)
 def test_common_compounds_reach_ft2(multiplicities, noun):
-    assert multiplicities[1][noun] > 2
+    table, by_target = multiplicities
+    # the noun may be merged under another spelling ("hotdog"): find it through its variants
+    owner = next(
+        r["target_noun"]
+        for r in table.select(["target_noun", "singulars", "plurals"]).to_pylist()
+        if noun == r["target_noun"] or noun in r["singulars"] + r["plurals"]
+    )
+    assert by_target[owner] > 2
 
 
 def test_vocabulary_shape_is_near_the_papers(multiplicities):
