@@ -1,6 +1,6 @@
 """`novic serve` under load: requests per second and p50/p95 latency of single-image requests.
 
-The server: `novic serve` on the quickstart model (results/models/minilm_ft9/decoder.pt, or the
+The server: `novic serve` on the quickstart model (results/models/minilm_ft12/decoder.pt, or the
 decoder file in NOVIC_BENCH_SERVE_MODEL) in its own process on 127.0.0.1, default limits but a
 queue of 64. The load: closed-loop clients (1, then 4 at once), each with one keep-alive
 connection, posting one Fashion-MNIST test image (PNG) per request and waiting for the answer;
@@ -27,7 +27,7 @@ import numpy as np
 
 from novic.serve import multipart_body
 
-MODEL = os.environ.get("NOVIC_BENCH_SERVE_MODEL", "results/models/minilm_ft9/decoder.pt")
+MODEL = os.environ.get("NOVIC_BENCH_SERVE_MODEL", "results/models/minilm_ft12/decoder.pt")
 CLIENTS = (1, 4)
 REQUESTS = 300  # per concurrency level
 SECONDS = 20.0  # per concurrency level

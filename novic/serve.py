@@ -1,6 +1,6 @@
 """`novic serve`: a local web page and JSON API for one trained model (FastAPI + uvicorn).
 
-    app = create_app(Service(Classifier("results/models/minilm_ft9/decoder.pt"), "minilm_ft9"))
+    app = create_app(Service(Classifier("results/models/minilm_ft12/decoder.pt"), "minilm_ft12"))
 
 `GET /` is a self-contained page (novic/serve.html: no CDN, no build step), `GET /info` what is
 loaded, and `POST /classify` classifies images (multipart uploads, field `image`), texts

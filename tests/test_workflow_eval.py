@@ -251,7 +251,7 @@ def test_default_target_compares_the_quickstart_runs(tmp_path: Path) -> None:
     assert {"results/report/paper_table1.csv", "results/report/paper_table2.csv"} <= updated
     assert {
         f"results/eval/{run}/{name}.json"
-        for run in ("minilm_ft9", "minilm_ft9_clean")
+        for run in ("minilm_ft12", "minilm_ft12_clean")
         for name in ("fashion_mnist", "text")
     } <= updated
 

@@ -1,7 +1,7 @@
 """Take docs/images/serve.png: `novic serve` on a model, its page in headless Chromium, a few
 Fashion-MNIST test images uploaded through the page's file input.
 
-    python tools/serve_screenshot.py [--model results/models/minilm_ft9/decoder.pt]
+    python tools/serve_screenshot.py [--model results/models/minilm_ft12/decoder.pt]
 
 Needs what tests/test_serve.py's browser test needs (selenium, Debian's chromium and
 chromium-driver) and the model.
@@ -30,7 +30,7 @@ LABELS = [9, 2, 1, 6, 5, 8]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="results/models/minilm_ft9/decoder.pt")
+    parser.add_argument("--model", default="results/models/minilm_ft12/decoder.pt")
     parser.add_argument("--out", default="docs/images/serve.png")
     args = parser.parse_args()
     root = Path(FASHION_MNIST_ROOT)
