@@ -113,7 +113,7 @@ def test_coverage_counts_classes_with_a_noun_in_the_vocabulary() -> None:
 def _build(object_lists: dict, general_lists: dict):
     freq = WordFrequency()
     nouns = {name: NounDraft(name, name, 1, [name]) for name in ("dog", "ski", "aardwolf", "zebu")}
-    plural = Pluralizer({}, attested=lambda form: freq(form) > 0)
+    plural = Pluralizer({}, freq)
     table = build_dictionary(nouns, freq, plural, object_lists, True, general_lists)
     return {row["target_noun"]: row for row in table.to_pylist()}
 
