@@ -114,7 +114,7 @@ def _build(object_lists: dict, general_lists: dict):
     freq = WordFrequency()
     nouns = {name: NounDraft(name, name, 1, [name]) for name in ("dog", "ski", "aardwolf", "zebu")}
     plural = Pluralizer({}, freq)
-    table = build_dictionary(nouns, freq, plural, object_lists, True, general_lists)
+    table = build_dictionary(nouns, freq, plural, object_lists, True, general_lists=general_lists)
     return {row["target_noun"]: row for row in table.to_pylist()}
 
 
