@@ -118,6 +118,16 @@ def _read_json_list(path: Path, what: str) -> list[Any]:
     return data
 
 
+def _target_noun(where: str, entry: Any) -> str:
+    """The `target_noun` of an entry of a reference file, which must be an object."""
+    if not isinstance(entry, dict):
+        raise ReferenceFormatError(f"{where}: expected an object, got {type(entry).__name__}")
+    noun = entry.get("target_noun")
+    if not isinstance(noun, str) or not noun:
+        raise ReferenceFormatError(f"{where}: key 'target_noun' missing or not a string")
+    return noun
+
+
 def read_caption_dataset(path: str | Path) -> list[dict[str, Any]]:
     """The entries of a reference caption dataset, checked (see the module docstring)."""
     path = Path(path)
@@ -125,11 +135,7 @@ def read_caption_dataset(path: str | Path) -> list[dict[str, Any]]:
     seen: dict[str, int] = {}
     for i, entry in enumerate(data):
         where = f"{path}: entry {i}"
-        if not isinstance(entry, dict):
-            raise ReferenceFormatError(f"{where}: expected an object, got {type(entry).__name__}")
-        noun = entry.get("target_noun")
-        if not isinstance(noun, str) or not noun:
-            raise ReferenceFormatError(f"{where}: key 'target_noun' missing or not a string")
+        noun = _target_noun(where, entry)
         where = f"{where} ({noun!r})"
         if noun in seen:
             raise ReferenceFormatError(f"{where}: target_noun repeats entry {seen[noun]}")
@@ -696,11 +702,7 @@ def _noun_entry(where: str, entry: Any) -> tuple[int, str]:
     """Check one entry of the reference's noun dictionary; return its id and target noun."""
     from novic.forms import canonical
 
-    if not isinstance(entry, dict):
-        raise ReferenceFormatError(f"{where}: expected an object, got {type(entry).__name__}")
-    noun = entry.get("target_noun")
-    if not isinstance(noun, str) or not noun:
-        raise ReferenceFormatError(f"{where}: key 'target_noun' missing or not a string")
+    noun = _target_noun(where, entry)
     where = f"{where} ({noun!r})"
     if canonical(noun) != noun:
         raise ReferenceFormatError(f"{where}: target_noun is not a canonical form")
