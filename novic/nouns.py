@@ -222,7 +222,7 @@ def add_plurals(
     """
     owner: dict[str, str] = {}
     for target in sorted(nouns):
-        for form in nouns[target].singulars + nouns[target].plurals:
+        for form in nouns[target].variants:
             key = canonical(form)
             if key is not None:
                 owner.setdefault(key, target)
@@ -337,7 +337,7 @@ class NounIndex:
             self.add(noun)
 
     def add(self, noun: NounDraft) -> None:
-        for form in noun.singulars + noun.plurals:
+        for form in noun.variants:
             key = canonical(form)
             if key is not None:
                 self.forms.setdefault(key, noun.target)
@@ -353,6 +353,17 @@ class NounIndex:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.get(key) is not None
+
+
+def add_class_name(noun: NounDraft, name: str, pluralize: Pluralizer, index: NounIndex) -> None:
+    """Give a noun a class name as a form (a plural if it is plural-only, else a singular with
+    the plurals no other noun has), and index it."""
+    if pluralize.is_plural_only(name):
+        noun.plurals.append(name)
+    else:
+        noun.singulars.append(name)
+        noun.plurals += [p for p in pluralize(name) if index.find(p) in (None, noun.target)]
+    index.add(noun)
 
 
 def attach_class_spellings(
@@ -371,13 +382,7 @@ def attach_class_spellings(
             key, target = canonical(name), index.find(name)
             if target is None or key is None or key in index.forms:
                 continue
-            noun = nouns[target]
-            if pluralize.is_plural_only(name):
-                noun.plurals.append(name)
-            else:
-                noun.singulars.append(name)
-                noun.plurals += [p for p in pluralize(name) if index.find(p) in (None, target)]
-            index.add(noun)
+            add_class_name(nouns[target], name, pluralize, index)
 
 
 def drop_forms(nouns: dict[str, NounDraft], dropped: Container[str]) -> None:
@@ -436,15 +441,8 @@ def build_dictionary(
                     if target is None or index.find(name) is not None:
                         continue
                     noun = nouns[target] = NounDraft(target, name, 0)
-                    if pluralize.is_plural_only(name):
-                        noun.plurals = [name]
-                    else:
-                        noun.singulars = [name]
-                        noun.plurals = [
-                            p for p in pluralize(name) if index.find(p) in (None, target)
-                        ]
+                    add_class_name(noun, name, pluralize, index)
                     noun.frequency = estimate(noun)
-                    index.add(noun)
                     added += 1
             list_floors = class_list_floors(rows, ranked, index)
             for target, floor in list_floors.items():
