@@ -92,11 +92,19 @@ def save_decoder(
 
 
 def _is_pickle(path: Path) -> bool:
+    """Whether the file is torch.save's zip or a bare pickle (not a safetensors file).
+
+    A safetensors file starts with its header's length (8 bytes, little-endian) and then the
+    JSON header, so a length whose low byte is 0x80 looks like a pickle's first byte: the
+    header's opening brace tells the two apart.
+    """
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(9)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the decoder checkpoint: {exc}") from exc
+    if head[8:9] == b"{":
+        return False
     return head.startswith(_PICKLE_MAGIC)
 
 

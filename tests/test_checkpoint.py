@@ -70,6 +70,23 @@ def test_decoder_file_is_safetensors_with_a_json_record(checkpoint: Path) -> Non
     assert targets.nouns[1:] == NOUNS and not model.training
 
 
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(
+    parts: tuple[dict, dict], tmp_path: Path
+) -> None:
+    """safetensors files begin with their header length: one ending in byte 0x80 (one file
+    in 256) must not be taken for a pickle."""
+    tensors, record = parts
+    path = tmp_path / "decoder.pt"
+    for pad in range(512):
+        write_record(path, tensors, {**record, "meta": {"pad": "x" * pad}})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    _, targets, loaded = load_decoder(path)
+    assert loaded["meta"]["pad"] == "x" * pad and targets.nouns[1:] == NOUNS
+
+
 def test_a_pickled_payload_never_runs_without_the_flag(
     tmp_path: Path, parts: tuple[dict, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:
