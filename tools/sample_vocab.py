@@ -13,18 +13,20 @@ and prints the precision, strict (y / judged) and lenient ((y + b) / judged).
 
 Picturability criteria (judge the word as a label of a photo, reading its definitions):
 
-- y, picturable: a concrete thing a photo can show and a viewer could confirm from the image:
-  objects, tools, vehicles, buildings and structures, garments, foods and dishes, animals,
-  plants, landscape features, body parts; people named by a visible role, age, sex, outfit or
-  activity (firefighter, bride, baby, cyclist). Specialist names count (a rare bird or a
-  machine part a specialist can recognise), and so do generic ones (vehicle, container).
-  At least one listed sense must be picturable and be a usual reading of the word.
-- b, borderline: visible but not identifiable from the image alone or only through its
-  context: occupations without uniform or tools (accountant), a thing known only by its use or
-  origin (souvenir, heirloom), parts that show only as part of a whole, taxon names of a genus
-  or family ("genus Platalea"), scenes of events (wedding, parade) and visible phenomena
-  (rainbow, shadow), a picturable sense that is a rare reading of a word used mostly otherwise
-  ("john" for a toilet).
+- y, picturable: a concrete thing a photo can show as its main subject and a viewer could
+  confirm from the image: objects, tools, vehicles, buildings and structures, garments, foods
+  and drinks, animals, plants, fungi, landscape features and natural objects, visible
+  phenomena (rainbow, lightning, flood), body parts, and object parts a close-up can show
+  (heel, brake pad, the second hand of a clock); people named by a visible role, age, sex,
+  outfit or activity (firefighter, bride, baby, cyclist). Specialist names count (a rare bird
+  or a machine part a specialist can recognise), and so do generic ones (vehicle, container).
+  At least one listed sense must be picturable and be a usual reading of the word. These are
+  the kinds issue 14 asks the dictionary to hold.
+- b, borderline: visible but not identifiable from the image alone: occupations or roles
+  without a uniform or tool (accountant, dermatologist), a thing known only by its use, origin
+  or history (souvenir, heirloom), taxon names of a genus or family ("genus Platalea"), scenes
+  of events (wedding, parade), a picturable sense that is a rare reading of a word used mostly
+  otherwise ("john" for a toilet, "pass" for a mountain pass).
 - n, not: abstractions, feelings, quantities and amounts of money, legal or financial
   possessions, people known only by relation, status, belief or character (owner, heir,
   stranger, genius), named individuals and places a photo cannot tell apart (a river, a town;
