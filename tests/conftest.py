@@ -63,14 +63,11 @@ def small_tower_settings(**changes: Any) -> dict[str, Any]:
     return ImageTowerSettings.from_config(values).to_dict()
 
 
-@pytest.fixture(scope="session")
-def small_tower(tmp_path_factory: pytest.TempPathFactory) -> SmallTower:
-    """An image tower trained on the first 3000 Fashion-MNIST train images for one epoch (~3 s),
-    by a caller running torch on one thread (the tower pins itself to one thread anyway)."""
+def train_tower(settings: dict[str, Any], path: Path) -> SmallTower:
+    """Train an image tower with `settings` into `path`, the caller running torch on one thread
+    (the tower pins itself to one thread anyway); the caller's thread count is restored."""
     from novic.towers import save_tower, train_image_tower
 
-    settings = small_tower_settings()
-    path = tmp_path_factory.mktemp("tower") / "image_tower.safetensors"
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -78,6 +75,13 @@ def small_tower(tmp_path_factory: pytest.TempPathFactory) -> SmallTower:
     finally:
         torch.set_num_threads(before)
     return SmallTower(settings, path)
+
+
+@pytest.fixture(scope="session")
+def small_tower(tmp_path_factory: pytest.TempPathFactory) -> SmallTower:
+    """An image tower trained on the first 3000 Fashion-MNIST train images for one epoch (~3 s)."""
+    path = tmp_path_factory.mktemp("tower") / "image_tower.safetensors"
+    return train_tower(small_tower_settings(), path)
 
 
 @pytest.fixture(scope="session")

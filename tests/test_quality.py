@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SmallTower, small_tower_settings
+from conftest import small_tower_settings, train_tower
 from memory_loader import MemoryLoader
 
 from novic.articles import with_article
@@ -35,7 +35,7 @@ from novic.decoding import NounDecoder
 from novic.embedders import Embedder, load_embedder
 from novic.settings import RunSettings
 from novic.tokens import build_target_tokens
-from novic.towers import read_class_names, save_tower, train_image_tower
+from novic.towers import read_class_names
 from novic.train import train_decoder
 
 CLASSES = read_class_names("resources/class_names/fashion_mnist.txt")
@@ -110,13 +110,7 @@ def gap_tower(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     (two epochs, about a minute on one thread) at logit scale 15."""
     settings = small_tower_settings(train_images=0, epochs=2, logit_scale=15)
     path = tmp_path_factory.mktemp("gap_tower") / "image_tower.safetensors"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        save_tower(*train_image_tower(settings), path)
-    finally:
-        torch.set_num_threads(before)
-    return load_embedder(SmallTower(settings, path).spec)
+    return load_embedder(train_tower(settings, path).spec)
 
 
 def named(decoder: NounDecoder, embeddings: np.ndarray) -> list[str]:
