@@ -11,7 +11,7 @@ def show_synset(args: argparse.Namespace) -> int:
     """Print a synset, its place in the hierarchy and its subtree: a help for writing rules."""
     from novic.schema import defaults
     from novic.synsets import parse_rules, resolve_rules, select_synsets
-    from novic.wordnet import open_wordnet
+    from novic.wordnet import open_wordnet, parents
 
     rules = parse_rules(args.rules) if args.rules else {}
     params = defaults("nouns")
@@ -23,15 +23,13 @@ def show_synset(args: argparse.Namespace) -> int:
             return 2
         rules = resolve_rules(rules, lambda n: wn.reader.synset(n).name(), args.rules)
         subtree = set(synset.closure(lambda s: s.hyponyms() + s.instance_hyponyms()))
-        above = [synset, *synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms())]
+        above = [synset, *synset.closure(parents)]
         path = synset.hypernym_paths()[0]
         name = synset.name()
-        parents = {
-            s.name(): [p.name() for p in s.hypernyms() + s.instance_hypernyms()] for s in above
-        }
+        links = {s.name(): [p.name() for p in parents(s)] for s in above}
         selected = select_synsets(
             [name],
-            parents.__getitem__,
+            links.__getitem__,
             lambda n: wn.reader.synset(n).lexname(),
             params["lexnames"],
             rules,

@@ -112,10 +112,12 @@ def select_wordnet_synsets(
 
     `rules` must hold canonical synset names (see `resolve_rules`).
     """
+    from novic.wordnet import parents
+
     synsets = {s.name(): s for s in reader.all_synsets("n")}
     return select_synsets(
         synsets,
-        lambda n: [p.name() for p in synsets[n].hypernyms() + synsets[n].instance_hypernyms()],
+        lambda n: [p.name() for p in parents(synsets[n])],
         lambda n: synsets[n].lexname(),
         lexnames,
         rules,

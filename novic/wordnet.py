@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nltk
-from nltk.corpus.reader.wordnet import WordNetCorpusReader
+from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
 
 # The 45 lexicographer files in WordNet's fixed order (lexnames(5WN)).
 LEXNAMES = [
@@ -197,6 +197,11 @@ def open_wordnet(
             yield WordNet(reader, reader.get_version(), f"dict directory {dict_dir}")
         finally:
             nltk.data.path.remove(tmp)
+
+
+def parents(synset: Synset) -> list[Synset]:
+    """A synset's hypernyms and instance hypernyms: the links the synset rules inherit along."""
+    return synset.hypernyms() + synset.instance_hypernyms()
 
 
 def lemma_senses(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +43,8 @@ import pyarrow as pa  # noqa: E402
 from novic.dictionary import read_nouns  # noqa: E402
 from novic.forms import canonical  # noqa: E402
 from novic.frequency import read_homographs  # noqa: E402
-from novic.nouns import noun_multiplicities  # noqa: E402
 from novic.synsets import parse_rules  # noqa: E402
+from novic.wordnet import lemma_senses, open_wordnet, parents, sense_counts  # noqa: E402
 
 HOMOGRAPHS = ROOT / "resources" / "homographs.txt"
 RULES = ROOT / "resources" / "synset_rules.txt"
@@ -55,10 +55,8 @@ OTHER_SENSES = 8  # the most used other senses shown per noun
 # --- chunks -------------------------------------------------------------------------------------
 
 
-def noun_block(row: dict, reader: object, counts: dict[str, int], listed: Iterable[str]) -> str:
+def noun_block(row: dict, reader: object, counts: dict[str, int], listed: Set[str]) -> str:
     """One noun's block for a judge: forms, own senses, other senses of its main forms."""
-    from novic.wordnet import lemma_senses
-
     forms = [*zip(row["singulars"], row["singulars_freq"], strict=True)]
     forms += zip(row["plurals"], row["plurals_freq"], strict=True)
     total = sum(f for _, f in forms)
@@ -75,14 +73,13 @@ def noun_block(row: dict, reader: object, counts: dict[str, int], listed: Iterab
     lines = [f"## {row['target_noun']}  (multiplicity {total}; forms: {variants})"]
     for name in own:
         synset = reader.synset(name)
-        up = synset.hypernyms() or synset.instance_hypernyms()
+        up = parents(synset)
         kind = up[0].name() if up else "-"
         lines.append(
             f"  OWN {name} [tagged {own_counts.get(name, 0)}] (is a {kind}): {synset.definition()}"
         )
     for name, count in sorted(other.items(), key=lambda item: -item[1])[:OTHER_SENSES]:
         lines.append(f"  other {name} [tagged {count}]: {reader.synset(name).definition()}")
-    listed = set(listed)
     already = [form for form, _ in forms if canonical(form) in listed]
     if already:
         lines.append("  already in homographs.txt: " + ", ".join(already))
@@ -93,13 +90,9 @@ def write_chunks(
     table: pa.Table, parts: int, out: Path, skip: set[str], wordnet: str = "/usr/share/wordnet"
 ) -> list[Path]:
     """Write the table's nouns (minus `skip`) in `parts` chunk files; return their paths."""
-    from novic.wordnet import open_wordnet, sense_counts
-
-    rows = table.to_pylist()
-    for row, count in zip(rows, noun_multiplicities(table), strict=True):
-        row["multiplicity"] = count
-    rows = sorted((r for r in rows if r["target_noun"] not in skip), key=lambda r: r["target_noun"])
-    listed = read_homographs(HOMOGRAPHS).keys()
+    rows = [row for row in table.to_pylist() if row["target_noun"] not in skip]
+    rows.sort(key=lambda row: row["target_noun"])
+    listed = set(read_homographs(HOMOGRAPHS))
     with open_wordnet("dict", wordnet) as wn:
         counts = sense_counts(wn.reader)
         blocks = [noun_block(row, wn.reader, counts, listed) for row in rows]
@@ -181,8 +174,6 @@ def apply(
     wordnet: str = "/usr/share/wordnet",
 ) -> list[str]:
     """Append the new shares, drops and E rules under `section`; return the conflicts."""
-    from novic.wordnet import open_wordnet
-
     listed = read_homographs(homographs)
     ruled = parse_rules(rules)
     conflicts = [f"{form}: listed already" for form in decisions.shares if form in listed]
@@ -204,7 +195,7 @@ def apply(
             if name in ruled:
                 continue
             synset = wn.reader.synset(name)
-            above = set(synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms()))
+            above = set(synset.closure(parents))
             groups["people" if person in above else "things"].append(f"E {name:<36} # {why}")
     text = [f"\n# {section}"]
     text += ["# People without a visible sign of what names them.", *groups["people"]]
