@@ -1,14 +1,13 @@
 """The documentation: the generated configuration reference is in sync with the schema, the
 README stays a front page, and every relative link points to a file that exists."""
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -23,15 +22,8 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 
 
 def config_reference() -> ModuleType:
-    """tools/config_reference.py, imported from its path (tools/ is not a package)."""
-    name = "config_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "config_reference.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """tools/config_reference.py."""
+    return load_tool("config_reference")
 
 
 def load_schema() -> dict:

@@ -1,16 +1,14 @@
 """tools/judge_vocab.py: judging chunks of a vocabulary, and decisions applied to the resources."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 from novic.dictionary import noun_row, noun_table
 from novic.frequency import read_homographs
 from novic.synsets import parse_rules
 
-ROOT = Path(__file__).resolve().parent.parent
 WORDNET = Path("/usr/share/wordnet")
 needs_wordnet = pytest.mark.skipif(not WORDNET.is_dir(), reason="Debian's wordnet-base missing")
 HEADER = "noun\tverdict\taction\twhy\n"
@@ -18,11 +16,7 @@ HEADER = "noun\tverdict\taction\twhy\n"
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("judge_vocab", ROOT / "tools/judge_vocab.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("judge_vocab")
 
 
 def decisions(tmp_path: Path, name: str, *lines: str) -> Path:

@@ -1,21 +1,14 @@
 """tools/sample_vocab.py: seeded samples of a noun table and the score of a judged sample."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from conftest import load_tool
 
 from novic.dictionary import noun_row, noun_table
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("sample_vocab", ROOT / "tools/sample_vocab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("sample_vocab")
 
 
 def test_samples_are_seeded_sorted_and_carry_multiplicities(tool):
