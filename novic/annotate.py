@@ -49,6 +49,7 @@ from novic.llm import (
 from novic.scoring import (
     POINTS,
     AnnotationError,
+    Sample,
     load_annotations,
     load_llm_annotations,
     load_specificity,
@@ -104,6 +105,15 @@ def reference_labels(
     primary += sorted(n for n, c in judged.items() if c == "correct_primary" and n not in primary)
     secondary = sorted(n for n, c in judged.items() if c == "correct_secondary")
     return tuple(primary), tuple(secondary)
+
+
+def graded_samples(predictions: Mapping[str, Any], top_k: int, whole_vocab: bool) -> list[Sample]:
+    """(image, class label, nouns) of each prediction sample, as class-level annotations are
+    expanded over (novic.scoring.load_annotations)."""
+    return [
+        (s["id"], s.get("label"), _sample_nouns(s, top_k, whole_vocab))
+        for s in predictions["samples"]
+    ]
 
 
 def _sample_nouns(sample: Mapping[str, Any], top_k: int, whole_vocab: bool) -> list[str]:
@@ -259,7 +269,9 @@ def run_annotate(
         api_key_from_env(llm)  # a missing key stops the job at once, naming the variable
     policy = RequestSettings.from_config(runtime)
     predictions = read_predictions(predictions_path)
-    human = load_annotations(human_path)
+    human = load_annotations(
+        human_path, graded_samples(predictions, settings.top_k, settings.whole_vocab)
+    )
     pairs, counts = pending_pairs(predictions, human, settings)
     label = f"{params['benchmark']} ({predictions.get('run', '')}), LLM {params['name']}"
     log.info(
@@ -399,7 +411,7 @@ def run_score(
     of the whole-vocabulary baseline where it ran) with people's and the LLM's annotations,
     people's first, and the share of the scored predictions each annotated."""
     predictions = read_predictions(predictions_path)
-    human = load_annotations(human_path)
+    human = load_annotations(human_path, graded_samples(predictions, 5, True))
     llm: dict[str, dict[str, tuple[str, str]]] = {}
     annotators = []
     for path in llm_paths:

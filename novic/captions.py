@@ -44,7 +44,9 @@ import pyarrow.parquet as pq
 from unidecode import unidecode
 
 from novic.articles import indefinite_article
+from novic.classlists import class_nouns, read_class_list
 from novic.dictionary import META_THRESHOLD, nouns_fingerprint, read_nouns
+from novic.forms import canonical
 from novic.io import read_metadata, sha256_json, write_json, write_parquet
 from novic.llm import (
     CACHE_BUCKETS,
@@ -146,11 +148,25 @@ def load_nouns(path: str | Path) -> list[Noun]:
     return sorted(nouns, key=lambda n: n.id)
 
 
-def select_nouns(nouns: Sequence[Noun], max_nouns: int, shard: int, shards: int) -> list[Noun]:
-    """This shard's nouns: id % shards == shard, among the `max_nouns` most frequent (0 = all)."""
+def select_nouns(
+    nouns: Sequence[Noun],
+    max_nouns: int,
+    shard: int,
+    shards: int,
+    class_lists: Sequence[str | Path] = (),
+) -> list[Noun]:
+    """This shard's nouns: id % shards == shard, among the `max_nouns` most frequent (0 = all)
+    and, with max_nouns, those with a variant that names a class of `class_lists`."""
     if max_nouns:
-        ranked = sorted(nouns, key=lambda n: (-n.frequency, n.id))[:max_nouns]
-        nouns = sorted(ranked, key=lambda n: n.id)
+        keep = {n.id for n in sorted(nouns, key=lambda n: (-n.frequency, n.id))[:max_nouns]}
+        named = {
+            canonical(name)
+            for path in class_lists
+            for row in read_class_list(path)
+            for name in class_nouns(row)
+        }
+        keep |= {n.id for n in nouns if named & {canonical(v) for v in n.singulars + n.plurals}}
+        nouns = [n for n in nouns if n.id in keep]
     return [n for n in nouns if n.id % shards == shard]
 
 
@@ -597,7 +613,7 @@ def run_generate(
             "max_tokens": share(runtime.get("max_tokens"), shards, shard),
         }
     )
-    nouns = select_nouns(load_nouns(vocab_path), gen.max_nouns, shard, shards)
+    nouns = select_nouns(load_nouns(vocab_path), gen.max_nouns, shard, shards, gen.class_lists)
     label = f"{params['name']} shard {shard + 1}/{shards}"
     log.info(
         "%s: %d nouns, backend %s, model %s", label, len(nouns), settings.backend, settings.model

@@ -526,9 +526,13 @@ def _open_vocab_scores(
     nouns, best first)."""
     from novic.scoring import load_annotations, load_specificity, score_predictions
 
-    annotations = load_annotations(bench.annotations)
+    samples = [
+        (ds.id(i), ds.classes[ds.label(i)][0] if ds.classes else None, list(p[:5]))
+        for i, p in zip(kept, free, strict=True)
+    ]
+    named = {image: nouns for image, _, nouns in samples}
+    annotations = load_annotations(bench.annotations, samples)
     spec = load_specificity(bench.specificity or None)
-    named = {ds.id(i): list(p[:5]) for i, p in zip(kept, free, strict=True)}
     return {f"top{k}": score_predictions(named, annotations, spec, k).to_dict() for k in (1, 5)}
 
 

@@ -3,7 +3,8 @@ similarity with an offline sentence encoder.
 
 Open-vocabulary scoring (reference section 8). An annotation file is JSON
 `{image: {correct_primary: [...], correct_secondary: [...], close_primary: [...],
-close_secondary: [...], incorrect: [...]}}` listing, per image, nouns judged for it. A
+close_secondary: [...], incorrect: [...]}}` listing, per image, nouns judged for it (or, for a
+labelled benchmark, a class-level file grading nouns per class; load_annotations). A
 prediction earns the points of its category: 1.0, 0.8, 0.5, 0.4 or 0; a prediction that is not
 annotated earns 0 and is counted as missing (so that it can be annotated later). Nouns match
 after canonicalisation (novic.forms.canonical). The score is the mean over images of the best
@@ -79,34 +80,74 @@ def _read_object(path: Path, what: str, shape: str) -> dict[str, Any]:
     return raw
 
 
-def load_annotations(path: str | Path) -> dict[str, dict[str, str]]:
+CLASS_FORMAT = "novic-class-annotations/1"
+# one image's graded nouns: (image id, its class label or None, its predicted nouns)
+Sample = tuple[str, str | None, Sequence[str]]
+
+
+def _categories(path: Path, where: str, cats: Any) -> dict[str, str]:
+    """{category: [nouns]} of one image or class -> {canonical noun: category}."""
+    if not isinstance(cats, dict):
+        raise AnnotationError(f"{path}: {where}: expected {{category: [nouns]}}")
+    unknown = sorted(set(cats) - set(POINTS))
+    if unknown:
+        raise AnnotationError(
+            f"{path}: {where}: unknown categories {unknown} (allowed: {list(POINTS)})"
+        )
+    nouns: dict[str, str] = {}
+    for cat, items in cats.items():
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise AnnotationError(f"{path}: {where}.{cat}: expected a list of nouns")
+        for item in items:
+            key = _canon(item)
+            if key in nouns and nouns[key] != cat:
+                raise AnnotationError(f"{path}: {where}: {item!r} is both {nouns[key]} and {cat}")
+            nouns[key] = cat
+    return nouns
+
+
+def load_annotations(
+    path: str | Path, samples: Sequence[Sample] | None = None
+) -> dict[str, dict[str, str]]:
     """Read an annotation file: image -> {canonical noun: category}.
 
-    A noun listed under two categories of one image is an error (the file must be fixed).
+    A noun listed under two categories of one image (or class) is an error (the file must be
+    fixed). A class-level file (`"format": "novic-class-annotations/1"`, for labelled
+    benchmarks) grades nouns per class and is expanded over `samples`: each image gets its
+    class's grades, its class label as correct_primary, and the file's `other` category (if
+    any) for each of its predicted nouns the class does not list.
     """
     path = Path(path)
     raw = _read_object(path, "annotations", "{image: {category: [nouns]}}")
+    if raw.get("format") == CLASS_FORMAT:
+        return _expand_classes(path, raw, samples)
+    return {image: _categories(path, image, cats) for image, cats in raw.items()}
+
+
+def _expand_classes(
+    path: Path, raw: dict[str, Any], samples: Sequence[Sample] | None
+) -> dict[str, dict[str, str]]:
+    unknown = sorted(set(raw) - {"format", "source", "other", "classes"})
+    if unknown:
+        raise AnnotationError(
+            f"{path}: unknown keys {unknown} (allowed: format, source, other, classes)"
+        )
+    other = raw.get("other")
+    if other is not None and other not in POINTS:
+        raise AnnotationError(f"{path}: other: {other!r} is not one of {list(POINTS)} (or null)")
+    if not isinstance(raw.get("classes"), dict) or not raw["classes"]:
+        raise AnnotationError(f"{path}: key 'classes': expected {{class: {{category: [nouns]}}}}")
+    classes = {_canon(c): _categories(path, c, cats) for c, cats in raw["classes"].items()}
+    if samples is None:
+        raise AnnotationError(f"{path}: class annotations need the benchmark's labelled images")
     out: dict[str, dict[str, str]] = {}
-    for image, cats in raw.items():
-        if not isinstance(cats, dict):
-            raise AnnotationError(f"{path}: {image}: expected {{category: [nouns]}}")
-        unknown = sorted(set(cats) - set(POINTS))
-        if unknown:
-            raise AnnotationError(
-                f"{path}: {image}: unknown categories {unknown} (allowed: {list(POINTS)})"
-            )
-        nouns: dict[str, str] = {}
-        for cat, items in cats.items():
-            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-                raise AnnotationError(f"{path}: {image}.{cat}: expected a list of nouns")
-            for item in items:
-                key = _canon(item)
-                if key in nouns and nouns[key] != cat:
-                    raise AnnotationError(
-                        f"{path}: {image}: {item!r} is both {nouns[key]} and {cat}"
-                    )
-                nouns[key] = cat
-        out[image] = nouns
+    for image, label, nouns in samples:
+        if label is None or _canon(label) not in classes:
+            raise AnnotationError(f"{path}: image {image}: class {label!r} is not annotated")
+        judged = {_canon(label): "correct_primary"} | classes[_canon(label)]
+        if other is not None:
+            judged |= {n: other for n in map(_canon, nouns) if n not in judged}
+        out[image] = judged
     return out
 
 

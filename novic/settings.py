@@ -153,6 +153,7 @@ class GenerateSettings(Settings):
     quota_freq_cap: int
     max_unproductive_calls: int
     max_nouns: int
+    class_lists: list[str]
 
     def __post_init__(self) -> None:
         try:

@@ -229,6 +229,17 @@ def test_load_and_select_nouns(vocab):
     assert [n.id for n in select_nouns(nouns, 2, 0, 1)] == [1, 2]  # the 2 most frequent
 
 
+def test_select_nouns_adds_the_nouns_a_class_list_names(tmp_path) -> None:
+    """Beyond the most frequent, a noun whose variant names a class of a class list (through
+    any synonym, canonicalised) is captioned too; a combining label names nothing itself."""
+    classes = tmp_path / "classes.txt"
+    classes.write_text("# a list\nSheep\nbaa or lamb\nT-Shirts, top\n")
+    assert [n.id for n in select_nouns(NOUNS, 1, 0, 1, [classes])] == [1, 2, 3]
+    classes.write_text("baa or sheep\n")
+    assert [n.id for n in select_nouns(NOUNS, 1, 0, 1, [classes])] == [1]
+    assert [n.id for n in select_nouns(NOUNS, 0, 0, 1, [classes])] == [1, 2, 3]  # all anyway
+
+
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
     """The fault-injecting OpenAI-compatible server on loopback."""

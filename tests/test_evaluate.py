@@ -141,6 +141,7 @@ def test_fashion_mnist_subset(files: dict[str, Path], tmp_path: Path) -> None:
     bench = BenchmarkSettings(
         "fashion_mnist", "fashion_mnist", FASHION_MNIST_ROOT,
         classes=str(REPO / "resources/class_names/fashion_mnist.txt"), limit=40, seed=3,
+        annotations=str(REPO / "resources/annotations/fashion_mnist.json"),
     )  # fmt: skip
     metrics = evaluate_images(
         files["model"], bench, EvalSettings(semantic=False, batch_size=16),
@@ -150,6 +151,9 @@ def test_fashion_mnist_subset(files: dict[str, Path], tmp_path: Path) -> None:
     # every Fashion-MNIST class is a noun of the tiny model, through its variants
     assert metrics["guided"]["classes_unmapped"] == []
     assert metrics["zero_shot"]["chance"] == pytest.approx(0.1)
+    # graded per class: every image scored, every predicted noun graded (other = incorrect)
+    top5 = metrics["open_vocab"]["top5"]
+    assert top5["images"] == 40 and top5["missing"] == {} and top5["shares"]["human"] == 1
 
 
 def test_open_vocabulary_predictions_on_the_bundled_photos(

@@ -79,6 +79,55 @@ def test_bad_annotation_files_name_the_image_and_key(
         load_annotations(path)
 
 
+def test_class_annotations_grade_each_image_by_its_class() -> None:
+    """Fashion-MNIST's class-level file: the label and its listed names are correct, neighbours
+    close, every other predicted noun incorrect (`other`), so nothing is missing."""
+    samples = [
+        ("a", "T-shirt", ["t shirt", "girl"]),  # the label itself (canonicalised), then other
+        ("b", "sneaker", ["shoe"]),  # a kind it belongs to: correct
+        ("c", "coat", ["sweater", "coat"]),  # close first; the label is correct at top-2
+        ("d", "dress", ["girl"]),  # not listed: other = incorrect
+    ]
+    annotations = load_annotations(REPO / "resources/annotations/fashion_mnist.json", samples)
+    assert annotations["a"]["girl"] == annotations["d"]["girl"] == "incorrect"
+    predictions = {image: nouns for image, _, nouns in samples}
+    top1 = score_predictions(predictions, annotations, k=1)
+    assert top1.score == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    assert top1.missing == {}
+    assert top1.counts["incorrect"] == 1 and top1.counts["close_primary"] == 1
+    assert score_predictions(predictions, annotations, k=2).score == pytest.approx(3 / 4)
+
+
+def test_class_annotations_without_other_leave_unlisted_nouns_missing(tmp_path: Path) -> None:
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps({"format": "novic-class-annotations/1", "classes": {
+        "dog": {"correct_primary": ["puppy"]}, "cat": {"close_primary": ["lion"]},
+    }}))  # fmt: skip
+    samples = [("1", "dog", ["puppy"]), ("2", "cat", ["tiger", "lion"])]
+    score = score_predictions(dict((i, n) for i, _, n in samples), load_annotations(path, samples))
+    assert score.score == pytest.approx(0.5) and score.missing == {"2": ["tiger"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "samples", "message"),
+    [
+        ({"classes": {"dog": {}}, "other": "wrong"}, [], "other: 'wrong' is not one of"),
+        ({"classes": {"dog": {"good": ["x"]}}}, [], r"dog: unknown categories \['good'\]"),
+        ({"classes": {}}, [], "key 'classes': expected"),
+        ({"classes": {"dog": {}}, "labels": 1}, [], r"unknown keys \['labels'\]"),
+        ({"classes": {"dog": {}}}, [("7.png", "cat", ["x"])], "image 7.png: class 'cat' is not"),
+        ({"classes": {"dog": {}}}, None, "need the benchmark's labelled images"),
+    ],
+)
+def test_bad_class_annotation_files_name_the_key(
+    tmp_path: Path, content: dict, samples: list | None, message: str
+) -> None:
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps({"format": "novic-class-annotations/1", **content}))
+    with pytest.raises(AnnotationError, match=message):
+        load_annotations(path, samples)
+
+
 def test_bad_specificity_values_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps({"tree": 2}))

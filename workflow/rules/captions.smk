@@ -28,6 +28,7 @@ if caption_llm(config["captions"]["llm"])["backend"] != "local":
 rule generate_captions:
     input:
         vocab="results/vocab/ft{threshold}.parquet",
+        class_lists=config["captions"]["generate"]["class_lists"],
     output:
         replies="results/captions/{llm}/ft{threshold}/replies/shard-{shard}.parquet",
         stats="results/captions/{llm}/ft{threshold}/replies/shard-{shard}.stats.json",
