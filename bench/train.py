@@ -2,14 +2,17 @@
 
 The full loop is novic.train.train_decoder as the pipeline runs it: the streaming loader
 (novic.loader over Parquet embedding shards of an M1/M2/M3/captions mix, shuffle buffer,
-reader processes), target lookup, noise (GaussElemUniformAngle) on the device, forward,
+reader processes), target lookup and pinning (on a thread that prepares the next batches ahead:
+train.prefetch_batches at its default), noise (GaussElemUniformAngle) on the device, forward,
 backward, AdamW with accumulation and clipping, metrics and checkpoints. The raw operation is
 the same model's forward/backward/step on 8 batches of the same data already on the device
 (bare_step_rate).
 Goal: loop samples/s >= 0.9 x bare samples/s. Loop chunks and bare measurements alternate, and
 each loop chunk is compared with the bare runs next to it (the first chunk, with start-up, is
 left out); on the CPU the same ratio per CPU second of the training process is also reported,
-which the load of other processes on a shared machine hardly changes.
+which the load of other processes on a shared machine hardly changes. The quickstart size on
+the CPU and TF32 on the GPU are measured again with prefetch_batches 0 (each batch prepared on
+the training thread), labelled `_prefetch0`.
 
 Sizes: the quickstart decoder (presets/quickstart.yaml) on the tiny embedder's 64-d embeddings,
 and the paper's decoder (6 x 512, 8 heads, P = 4, F = 768, V = 5,300 compact tokens as for
@@ -42,6 +45,7 @@ from novic.settings import RunSettings, TrainSettings
 from novic.shards import PARQUET_OPTIONS, embedding_table
 from novic.tokens import TargetTokens
 from novic.train import (
+    PREFETCH_BATCHES,
     bare_step_rate,
     build_model,
     flatten_targets,
@@ -117,9 +121,11 @@ def measure(
     device: torch.device,
     amp: bool = False,
     compile: bool = False,
+    prefetch: int = PREFETCH_BATCHES,
 ) -> dict[str, Any]:
     """Loop and bare samples/s of one decoder size, interleaved (`amp`: bfloat16 autocast,
-    `compile`: the decoder through torch.compile, in both).
+    `compile`: the decoder through torch.compile, in both; `prefetch`: the loop's
+    prefetch_batches).
 
     The loop runs `chunks` chunks of `chunk_batches` batches; after each chunk but the last,
     the bare step runs `chunk_batches` steps on a copy of the model, so that every loop chunk
@@ -169,7 +175,7 @@ def measure(
     summary = train_decoder(
         loader, targets, settings, out / "decoder.pt", out / "metrics.jsonl", out / "work",
         device, {"bench": label}, checkpoint_every=1 << 30, on_chunk=between_chunks,
-        compile=compile,
+        compile=compile, prefetch_batches=prefetch,
     )  # fmt: skip
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     loop = [m["samples_per_s"] for m in lines[1:]]
@@ -180,7 +186,8 @@ def measure(
     ratios = [rate / float(np.mean(walls[k : k + 2])) for k, rate in enumerate(loop)]
     result: dict[str, Any] = {
         f"{label}_parameters": summary["parameters"],
-        f"{label}_batch": f"{batch_size} x accum {accum}, {workers} reader processes",
+        f"{label}_batch": f"{batch_size} x accum {accum}, {workers} reader processes, "
+        f"{prefetch} batches prepared ahead",
         f"{label}_loop_samples_per_s": round(float(np.median(loop)), 1),
         f"{label}_bare_samples_per_s": round(float(np.median(walls)), 1),
         f"{label}_loop_vs_bare": round(float(np.median(ratios)), 3),
@@ -205,12 +212,13 @@ def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             if bench.wants("cpu"):
-                for workers in (0, 1):
-                    (root / f"q{workers}").mkdir()
+                for workers, prefetch in ((0, PREFETCH_BATCHES), (0, 0), (1, PREFETCH_BATCHES)):
+                    label = f"cpu_quickstart_w{workers}" + ("_prefetch0" if not prefetch else "")
+                    (root / label).mkdir()
                     results.update(
-                        measure(root / f"q{workers}", f"cpu_quickstart_w{workers}",
-                                QUICKSTART_MODEL, dim=64, vocab=500, nouns=464, batch_size=256,
-                                accum=1, chunk_batches=24, chunks=4, workers=workers, device=cpu)
+                        measure(root / label, label, QUICKSTART_MODEL, dim=64, vocab=500,
+                                nouns=464, batch_size=256, accum=1, chunk_batches=24, chunks=4,
+                                workers=workers, device=cpu, prefetch=prefetch)
                     )  # fmt: skip
                 (root / "p").mkdir()
                 results.update(
@@ -226,10 +234,11 @@ def run() -> dict[str, Any]:
     return results
 
 
-GPU_VARIANTS = {  # label: (amp, compile)
-    "gpu_paper_tf32": (False, False),
-    "gpu_paper_bf16": (True, False),
-    "gpu_paper_tf32_compiled": (False, True),
+GPU_VARIANTS = {  # label: (amp, compile, prefetch_batches)
+    "gpu_paper_tf32": (False, False, PREFETCH_BATCHES),
+    "gpu_paper_tf32_prefetch0": (False, False, 0),
+    "gpu_paper_bf16": (True, False, PREFETCH_BATCHES),
+    "gpu_paper_tf32_compiled": (False, True, PREFETCH_BATCHES),
 }
 # A comma-separated subset of the labels above (e.g. on a GPU lent for minutes: compiling the
 # decoder twice takes over a minute).
@@ -238,7 +247,8 @@ VARIANTS_ENV = "NOVIC_BENCH_TRAIN_GPU_VARIANTS"
 
 def gpu_paper(root: Path) -> dict[str, Any]:
     """The paper's decoder at the paper's batch (512 x accum 16) on the GPU: float32 with TF32
-    (the paper's recipe), bfloat16 autocast, and float32 through torch.compile."""
+    (the paper's recipe; also with each batch prepared on the training thread), bfloat16
+    autocast, and float32 through torch.compile."""
     gpu = torch.device("cuda")
     enable_tf32()
     results: dict[str, Any] = {}
@@ -246,7 +256,7 @@ def gpu_paper(root: Path) -> dict[str, Any]:
     unknown = sorted(set(chosen) - set(GPU_VARIANTS))
     if unknown:
         raise ValueError(f"{VARIANTS_ENV}: unknown {unknown}; known: {sorted(GPU_VARIANTS)}")
-    for label, (amp, compile) in GPU_VARIANTS.items():
+    for label, (amp, compile, prefetch) in GPU_VARIANTS.items():
         if chosen and label not in chosen:
             continue
         (root / label).mkdir()
@@ -254,7 +264,7 @@ def gpu_paper(root: Path) -> dict[str, Any]:
         results.update(
             measure(root / label, label, PAPER_MODEL, dim=768, vocab=5_300, nouns=11_897,
                     batch_size=512, accum=16, chunk_batches=128, chunks=4, workers=4,
-                    device=gpu, amp=amp, compile=compile)
+                    device=gpu, amp=amp, compile=compile, prefetch=prefetch)
         )  # fmt: skip
         results[f"{label}_seconds"] = round(time.perf_counter() - start, 1)
     return results

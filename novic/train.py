@@ -12,6 +12,12 @@ decoder on every target of every sample (multi-target):
 - chunks: a chunk is ceil(nouns x chunk_scale / batch_size) raw batches; training runs
   epochs x epoch_batches // chunk_batches chunks (FT0: 4,192 batches per chunk, 433 chunks);
   the learning rate follows a cosine from `lr` to 0 over the chunks, stepped once per chunk;
+- data: a background thread prepares up to `prefetch_batches` batches of the current epoch
+  ahead of the step (takes them from the loader, flattens their targets, pins them for a
+  GPU). The training thread opens each epoch (a loader's reader processes are forked there,
+  never from the background thread while this one may hold a lock of torch's: a forked reader
+  would wait on it forever) and advances the data position as it takes each batch, so a
+  checkpoint records the last batch trained, not the last one prepared;
 - metrics: per chunk one JSON line (loss, teacher-forced token accuracy and its exponentially
   smoothed value with a 4-chunk half-life, lr, grad norm, samples/s, ETA) and a log line;
 - checkpoints: every `checkpoint_every` chunks the whole state (model, optimizer, gradients of
@@ -32,11 +38,14 @@ import json
 import logging
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +63,7 @@ from novic.tokens import TargetTokens, build_target_tokens, load_tokenizer
 log = logging.getLogger(__name__)
 
 EWA_HALF_LIFE_CHUNKS = 4
+PREFETCH_BATCHES: int = defaults("runs.*.train")["prefetch_batches"]
 
 
 @dataclass(frozen=True)
@@ -136,14 +146,19 @@ class TargetBatch:
     weights: torch.Tensor  # float32 [A]
     lengths: torch.Tensor  # int64 [A], tokens up to and including the first end token
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.embedding, self.rows, self.tokens, self.weights, self.lengths)
+
+    def pin_memory(self) -> TargetBatch:
+        """The batch in pinned host memory (what a non-blocking copy to a GPU needs)."""
+        return TargetBatch(*(t if t.is_pinned() else t.pin_memory() for t in self.tensors()))
+
     def to(self, device: torch.device) -> TargetBatch:
         """The batch on `device`; to a GPU through pinned memory, without waiting for it (a
         copy from pageable memory may wait for the GPU's queue: a host sync every batch)."""
-        parts = (self.embedding, self.rows, self.tokens, self.weights, self.lengths)
         if device.type != "cuda":
-            return TargetBatch(*(t.to(device) for t in parts))
-        pinned = (t if t.is_pinned() else t.pin_memory() for t in parts)
-        return TargetBatch(*(t.to(device, non_blocking=True) for t in pinned))
+            return TargetBatch(*(t.to(device) for t in self.tensors()))
+        return TargetBatch(*(t.to(device, non_blocking=True) for t in self.pin_memory().tensors()))
 
 
 def flatten_targets(
@@ -193,6 +208,17 @@ def target_multiple(device: torch.device) -> int:
     return GPU_TARGET_MULTIPLE if device.type == "cuda" else 1
 
 
+def prepare_batches(
+    raws: Iterable[Any], lookup: torch.Tensor, table: torch.Tensor, device: torch.device
+) -> Generator[TargetBatch, None, None]:
+    """The host work on each raw batch before its step: flatten_targets, padded for `device`,
+    and for a GPU pinned, so that the training thread only issues the copy."""
+    pad = target_multiple(device)
+    for raw in raws:
+        batch = flatten_targets(raw.embedding, raw.targets, raw.weights, lookup, table, pad)
+        yield batch.pin_memory() if device.type == "cuda" else batch
+
+
 def token_loss(
     logits: torch.Tensor, batch: TargetBatch
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -231,15 +257,25 @@ class Position:
     batch: int = 0
 
 
-def stream(loader: Loader, pos: Position) -> Iterator[Any]:
-    """Raw batches from `pos` on, epoch after epoch; `pos` is advanced past each yielded batch."""
+def stream(
+    loader: Loader,
+    pos: Position,
+    read: Callable[[Iterator[Any]], AbstractContextManager[Iterator[Any]]] = nullcontext,
+) -> Iterator[Any]:
+    """Batches from `pos` on, epoch after epoch; `pos` is advanced past each yielded batch.
+
+    Each epoch is opened on the caller's thread (where a loader forks its reader processes)
+    and its raw batches are read through `read` (train_decoder: prepared ahead in a thread,
+    ReadAhead), left when the epoch ends or the stream is closed.
+    """
     empty = 0
     while True:
         got = False
-        for batch in loader.epoch(pos.epoch, start_batch=pos.batch):
-            got = True
-            pos.batch += 1
-            yield batch
+        with read(loader.epoch(pos.epoch, start_batch=pos.batch)) as batches:
+            for batch in batches:
+                got = True
+                pos.batch += 1
+                yield batch
         if not got and pos.batch == 0:
             empty += 1
             if empty > 1:
@@ -247,6 +283,87 @@ def stream(loader: Loader, pos: Position) -> Iterator[Any]:
                     "the loader yields no batches (is the data smaller than a batch?)"
                 )
         pos.epoch, pos.batch = pos.epoch + 1, 0
+
+
+T = TypeVar("T")
+READ_AHEAD_THREAD = "novic-read-ahead"
+
+
+class ReadAhead(Generic[T]):
+    """The items of a generator, produced up to `depth` items ahead in a background thread.
+
+    The thread puts the items on a queue of `depth` slots (and prepares one more while it is
+    full); an exception it meets is raised by next() on the caller's thread, with its
+    traceback. close(), or leaving the `with` block, stops the thread and waits for it to
+    finish the item in hand. Depth 0: no thread, each item is produced when asked for.
+
+    The generator should not fork (start a DataLoader's reader processes, say): a child forked
+    while the caller's thread holds one of torch's locks (that of its random generator, in a
+    training step) waits on that lock forever. Open such iterators before and pass them in.
+    """
+
+    def __init__(self, items: Generator[T, None, None], depth: int) -> None:
+        if depth < 0:
+            raise ValueError(f"read-ahead depth must be >= 0, got {depth}")
+        self._items = items
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._last: tuple[str, Any] | None = None  # ("end" or "error", ...) once met
+        self._thread: threading.Thread | None = None
+        if depth:
+            self._thread = threading.Thread(
+                target=self._produce, name=READ_AHEAD_THREAD, daemon=True
+            )
+            self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as e:  # raised again on the caller's thread
+            self._put(("error", e))
+        finally:
+            self._items.close()
+
+    def _put(self, entry: tuple[str, Any]) -> bool:
+        """Queue `entry` once there is room; False if the reader stops first."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def __iter__(self) -> ReadAhead[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._thread is None:
+            return next(self._items)
+        kind, value = self._last or self._queue.get()
+        if kind == "item":
+            return value
+        self._last = (kind, value)
+        if kind == "end":
+            raise StopIteration
+        raise value
+
+    def close(self) -> None:
+        """Stop producing items; return once the thread has ended."""
+        if self._thread is None:
+            self._items.close()
+            return
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -346,7 +463,6 @@ class _Run:
     gen: torch.Generator  # noise
     amp: bool
     forward: Callable[..., torch.Tensor]  # the model, or its torch.compile'd forward
-    batches: Iterator[Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)  # chunks done, as in work_metrics
 
 
@@ -375,6 +491,7 @@ def train_decoder(
     on_chunk: Callable[[int], None] | None = None,
     heldout: Loader | None = None,
     compile: bool = False,
+    prefetch_batches: int = PREFETCH_BATCHES,
 ) -> dict[str, Any]:
     """Train a decoder from `loader` and write `decoder_path` and `metrics_path`.
 
@@ -384,16 +501,25 @@ def train_decoder(
     Returns the last metrics line plus the parameter count (and, given a `heldout` loader,
     the loss and token accuracy on its rows as "heldout"). `compile`: run the decoder's
     forward through torch.compile (dynamic shapes: the number of targets varies by batch).
+    `prefetch_batches`: batches a background thread prepares ahead (0: none, each batch is
+    prepared on this thread); the thread ends with the training, also when it raises.
     """
     run = _set_up(loader, targets, settings, Path(work_dir), device, meta, compile)
+
+    def prepared(raws: Iterator[Any]) -> ReadAhead[TargetBatch]:
+        return ReadAhead(prepare_batches(raws, run.lookup, run.table, device), prefetch_batches)
+
     last: dict[str, Any] = {}
-    while run.state.chunk < run.plan.chunks:
-        last = _end_chunk(run, _train_chunk(run, progress_seconds))
-        if run.state.chunk < run.plan.chunks and run.state.chunk % checkpoint_every == 0:
-            _save_training(run.ckpt_path, run.model, run.optimizer, run.state, run.identity, meta)
-        if on_chunk is not None:
-            on_chunk(run.state.chunk)
-    return _finish(run, last, decoder_path, metrics_path, heldout)
+    with closing(stream(run.loader, run.state.position, prepared)) as batches:
+        while run.state.chunk < run.plan.chunks:
+            last = _end_chunk(run, _train_chunk(run, batches, progress_seconds))
+            if run.state.chunk < run.plan.chunks and run.state.chunk % checkpoint_every == 0:
+                _save_training(
+                    run.ckpt_path, run.model, run.optimizer, run.state, run.identity, meta
+                )
+            if on_chunk is not None:
+                on_chunk(run.state.chunk)
+    return _finish(run, last, decoder_path, metrics_path, heldout, prefetch_batches)
 
 
 def _set_up(
@@ -437,7 +563,7 @@ def _set_up(
         ckpt_path, work_metrics, lookup=torch.from_numpy(targets.lookup()),
         table=torch.from_numpy(targets.tokens), gen=torch.Generator(device=device),
         amp=use_amp(tcfg.amp, device), forward=compiled(model) if compile else model,
-        batches=stream(loader, state.position), metrics=metrics,
+        metrics=metrics,
     )  # fmt: skip
     _log_plan(run)
     model.train()
@@ -504,9 +630,10 @@ def _log_plan(run: _Run) -> None:
     )
 
 
-def _train_chunk(run: _Run, progress_seconds: float) -> _ChunkSums:
-    """Train one chunk: re-seed, set its learning rate, run its raw batches (and, at the end of
-    the run, step an unfinished accumulation with the mean of what there is)."""
+def _train_chunk(run: _Run, batches: Iterator[TargetBatch], progress_seconds: float) -> _ChunkSums:
+    """Train one chunk of `batches` (prepared, from the run's data position on): re-seed, set
+    its learning rate, run its raw batches (and, at the end of the run, step an unfinished
+    accumulation with the mean of what there is)."""
     tcfg, plan, state, chunk = run.settings.train, run.plan, run.state, run.state.chunk
     torch.manual_seed(chunk_seed(tcfg.seed, chunk))
     run.gen.manual_seed(chunk_seed(tcfg.seed, chunk) + 1)
@@ -517,7 +644,7 @@ def _train_chunk(run: _Run, progress_seconds: float) -> _ChunkSums:
     acc = _ChunkSums(sums, torch.zeros((), device=run.device), lr)
     start = last_report = time.perf_counter()
     for i in range(plan.chunk_batches):
-        _train_batch(run, next(run.batches), acc)
+        _train_batch(run, next(batches), acc)
         now = time.perf_counter()
         if now - last_report >= progress_seconds:
             last_report = now
@@ -542,12 +669,10 @@ def _train_chunk(run: _Run, progress_seconds: float) -> _ChunkSums:
     return acc
 
 
-def _train_batch(run: _Run, raw: Any, acc: _ChunkSums) -> None:
-    """Forward and backward one raw batch with noise; step when an accumulation is complete."""
+def _train_batch(run: _Run, batch: TargetBatch, acc: _ChunkSums) -> None:
+    """Forward and backward one prepared batch with noise; step when an accumulation is
+    complete."""
     tcfg = run.settings.train
-    batch = flatten_targets(
-        raw.embedding, raw.targets, raw.weights, run.lookup, run.table, target_multiple(run.device)
-    )
     batch = batch.to(run.device)
     noisy = apply_noise(batch.embedding, run.settings.noise, run.gen)
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp):
@@ -628,11 +753,12 @@ def _finish(
     decoder_path: str | Path,
     metrics_path: str | Path,
     heldout: Loader | None,
+    prefetch_batches: int,
 ) -> dict[str, Any]:
     """Evaluate the held-out rows, write the decoder and the metrics, drop the checkpoint."""
     summary = {**last, "parameters": parameter_count(run.model.cfg)}
     if heldout is not None:
-        summary["heldout"] = evaluate(run.model, heldout, run.targets, run.device)
+        summary["heldout"] = evaluate(run.model, heldout, run.targets, run.device, prefetch_batches)
         log.info(
             "held-out rows: %d, loss %.4f, token accuracy %.4f (no noise)",
             summary["heldout"]["rows"],
@@ -647,21 +773,26 @@ def _finish(
 
 @torch.no_grad()
 def evaluate(
-    model: ObjectDecoder, loader: Loader, targets: TargetTokens, device: torch.device
+    model: ObjectDecoder,
+    loader: Loader,
+    targets: TargetTokens,
+    device: torch.device,
+    prefetch_batches: int = 0,
 ) -> dict[str, Any]:
-    """Loss and teacher-forced token accuracy (eval mode, no noise) over one epoch of `loader`."""
+    """Loss and teacher-forced token accuracy (eval mode, no noise) over one epoch of `loader`
+    (`prefetch_batches`: as train_decoder's)."""
     was_training = model.training
     model.eval()
     lookup, table = torch.from_numpy(targets.lookup()), torch.from_numpy(targets.tokens)
     sums = torch.zeros(3, device=device, dtype=torch.float64)
     rows = 0
-    for raw in loader.epoch(0):
-        batch = flatten_targets(
-            raw.embedding, raw.targets, raw.weights, lookup, table, target_multiple(device)
-        ).to(device)
-        logits = model(batch.embedding[batch.rows], batch.tokens[:, :-1])
-        sums += torch.stack(token_loss(logits.float(), batch)).double()
-        rows += batch.embedding.shape[0]
+    prepared = prepare_batches(loader.epoch(0), lookup, table, device)
+    with ReadAhead(prepared, prefetch_batches) as batches:
+        for host_batch in batches:
+            batch = host_batch.to(device)
+            logits = model(batch.embedding[batch.rows], batch.tokens[:, :-1])
+            sums += torch.stack(token_loss(logits.float(), batch)).double()
+            rows += batch.embedding.shape[0]
     model.train(was_training)
     loss, count, correct = sums.tolist()
     return {"rows": rows, "loss": loss / max(count, 1e-12), "accuracy": correct / max(count, 1e-12)}
@@ -739,7 +870,7 @@ def run_training(
     return train_decoder(
         loader, targets, settings, decoder_path, metrics_path, decoder_path.parent / "work",
         device, meta, checkpoint_every=runtime["checkpoint_every"], heldout=heldout,
-        compile=runtime["compile"],
+        compile=runtime["compile"], prefetch_batches=runtime["prefetch_batches"],
     )  # fmt: skip
 
 

@@ -117,7 +117,7 @@ def test_no_settings_class_restates_a_default():
 
 def test_runtime_keys_are_marked_in_the_schema():
     assert runtime_keys("embeddings") == {"batch_size", "chunk_rows", "row_group_rows", "cache_dir"}
-    assert runtime_keys("runs.*.train") == {"checkpoint_every", "compile"}
+    assert runtime_keys("runs.*.train") == {"checkpoint_every", "compile", "prefetch_batches"}
     assert runtime_keys("eval") == {"batch_size"}
     config = validate_config({})
     assert "requests" not in without_runtime(config["captions"], "captions")

@@ -1,5 +1,5 @@
 """Training: chunk arithmetic, schedule, optimizer groups, the multi-target loss, a tiny run
-that learns, checkpoints and an exact resume after a kill."""
+that learns, checkpoints and an exact resume after a kill, batches prepared ahead in a thread."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,17 @@ import torch
 import torch.nn.functional as F
 from memory_loader import MemoryLoader
 
+from novic import shards
 from novic.checkpoint import load_decoder
+from novic.loader import EmbeddingLoader
+from novic.mix import Mix, MixShard, MixSource
 from novic.model import ObjectDecoder
 from novic.settings import DecoderSettings, RunSettings, TrainSettings
 from novic.tokens import TargetTokens
 from novic.train import (
+    PREFETCH_BATCHES,
+    READ_AHEAD_THREAD,
+    Loader,
     Position,
     cosine_lr,
     evaluate,
@@ -252,10 +259,10 @@ SETTINGS = {
 META = {"embedder": {"name": "toy"}, "run": "toy"}
 
 
-def run(tmp: Path, settings: dict = SETTINGS, **kwargs) -> dict:
-    targets, loader = toy_data()
+def run(tmp: Path, settings: dict = SETTINGS, loader: Loader | None = None, **kwargs) -> dict:
+    targets, toy_loader = toy_data()
     return train_decoder(
-        loader,
+        loader or toy_loader,
         targets,
         RunSettings.from_config(settings),
         tmp / "decoder.pt",
@@ -266,6 +273,10 @@ def run(tmp: Path, settings: dict = SETTINGS, **kwargs) -> dict:
         checkpoint_every=2,
         **kwargs,
     )
+
+
+def read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == READ_AHEAD_THREAD]
 
 
 def metrics(tmp: Path) -> list[dict]:
@@ -280,6 +291,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tiny_run_learns_and_logs_every_chunk(reference_run: Path, caplog) -> None:
+    assert PREFETCH_BATCHES > 0  # the reference run prepares batches in a thread
     lines = metrics(reference_run)
     # 6 nouns x 10 / 16 -> 4 batches per chunk; 30 batches per epoch x 8 epochs -> 60 chunks
     assert [m["chunk"] for m in lines] == list(range(1, 61))
@@ -366,6 +378,7 @@ def test_heldout_rows_are_evaluated_without_noise(reference_run: Path) -> None:
     assert not model.training
     # evaluating twice gives the same numbers: eval mode, no noise, no dropout
     assert evaluate(model, loader, targets, torch.device("cpu")) == result
+    assert evaluate(model, loader, targets, torch.device("cpu"), prefetch_batches=2) == result
 
 
 def test_a_loader_without_batches_is_an_error() -> None:
@@ -496,3 +509,78 @@ def test_device_names_for_the_records() -> None:
     from novic.device import device_name
 
     assert device_name(torch.device("cpu")) == "cpu"
+
+
+# --- batches prepared ahead in a thread -------------------------------------------------------
+
+
+def test_batches_prepared_ahead_train_the_same_run(reference_run: Path, tmp_path: Path) -> None:
+    """A run that prepares each batch on the training thread gives the same metrics and weights
+    as the reference run, whose batches a thread prepares ahead."""
+    run(tmp_path, prefetch_batches=0)
+    same_trajectory(tmp_path, reference_run)
+    one, two = (load_decoder(p / "decoder.pt")[0].state_dict() for p in (tmp_path, reference_run))
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_a_run_killed_with_batches_prepared_ahead_resumes_exactly(
+    reference_run: Path, tmp_path: Path
+) -> None:
+    """Killed after chunk 9 with more batches prepared than a chunk holds: the checkpoint
+    (after chunk 8: 32 batches, 30 per epoch) records the position after the last batch
+    trained, not the last one prepared, and the resumed run is the uninterrupted one."""
+    with pytest.raises(Killed):
+        run(tmp_path, on_chunk=kill_after(9), prefetch_batches=6)
+    assert not read_ahead_threads()
+    state = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=False)["state"]
+    assert (state.chunk, state.micro, state.position) == (8, 32, Position(epoch=1, batch=2))
+    run(tmp_path, prefetch_batches=2)
+    same_trajectory(tmp_path, reference_run)
+    one, two = (load_decoder(p / "decoder.pt")[0].state_dict() for p in (tmp_path, reference_run))
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not read_ahead_threads()
+
+
+class FailingLoader(MemoryLoader):
+    """Fails in the middle of epoch 1."""
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        for b, batch in enumerate(super().epoch(epoch, start_batch), start_batch):
+            if (epoch, b) == (1, 7):
+                raise OSError("shard unreadable")
+            yield batch
+
+
+def test_an_error_preparing_a_batch_is_raised_by_the_run(tmp_path: Path) -> None:
+    """The loader's error stops the run with its message and traceback, and the thread ends."""
+    _, loader = toy_data()
+    failing = FailingLoader(loader.embedding, loader.targets, loader.weights, batch_size=16)
+    with pytest.raises(OSError, match="shard unreadable") as raised:
+        run(tmp_path, loader=failing, prefetch_batches=2)
+    assert raised.traceback[-1].name == "epoch"  # where the loader raised it
+    assert not read_ahead_threads()
+    assert [m["chunk"] for m in metrics(tmp_path / "work")] == list(range(1, 10))
+
+
+def test_reader_processes_and_batches_prepared_ahead(tmp_path: Path) -> None:
+    """The toy data as a Parquet shard, read by one reader process per epoch, which the training
+    thread forks (forked by the preparing thread while the training thread held a lock of
+    torch's, the one of its generator for dropout, a reader waited on it forever): preparing
+    batches ahead changes nothing."""
+    _, toy = toy_data()
+    table = shards.embedding_table(
+        toy.embedding.numpy(), toy.targets.int().numpy(), toy.weights.numpy(), "float32"
+    )
+    path = tmp_path / "toy.parquet"
+    shards.write_shard(path, table.schema, [table], 32)
+    mix = Mix(
+        "toy", "toy", {}, "", 16, "float32", 2, "", 0, [MixSource("m1", 1.0, [MixShard(path, 480)])]
+    )
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 3, "loader_workers": 1}}
+    for prefetch in (0, 2):
+        loader = EmbeddingLoader(mix, batch_size=16, buffer_rows=64, num_workers=1)
+        run(tmp_path / str(prefetch), settings, loader, prefetch_batches=prefetch)
+    assert metrics(tmp_path / "0")[-1]["epoch"] > 2
+    same = [(m["loss"], m["grad_norm"]) for m in metrics(tmp_path / "0")]
+    assert same == [(m["loss"], m["grad_norm"]) for m in metrics(tmp_path / "2")]
+    assert not read_ahead_threads()
