@@ -22,9 +22,19 @@ def test_annotation_jobs_follow_the_predictions_of_annotated_benchmarks(tmp_path
     workdir = copy_project(tmp_path)
     updated = dry_run(workdir, {"eval": {"annotate": {"llm": "smollm2"}}})
     assert {ANNOTATIONS, SCORE, f"results/report/{RUN}/metrics.csv"} <= updated
-    # Fashion-MNIST has no annotation file: nothing to grade or score there
-    assert not any("fashion_mnist" in p for p in updated if "annotations/" in p)
-    assert f"results/eval/{RUN}/fashion_mnist.open_vocab.json" not in updated
+    # Fashion-MNIST is graded per class (resources/annotations/fashion_mnist.json): its jobs run
+    # too (and send nothing: `other` grades every noun); without an annotation file, none
+    assert f"results/eval/{RUN}/fashion_mnist.open_vocab.json" in updated
+    plain = dry_run(
+        workdir,
+        {
+            "eval": {
+                "annotate": {"llm": "smollm2"},
+                "benchmarks": {"fashion_mnist": {"annotations": ""}},
+            }
+        },
+    )
+    assert not any("fashion_mnist" in p for p in plain if "annotations/" in p or "open_vocab" in p)
     # off by default: no LLM is asked
     default = dry_run(workdir)
     assert not any(p.startswith("results/annotations/") or "open_vocab" in p for p in default)
