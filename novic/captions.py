@@ -44,9 +44,8 @@ import pyarrow.parquet as pq
 from unidecode import unidecode
 
 from novic.articles import indefinite_article
-from novic.classlists import class_nouns, read_class_list
+from novic.classlists import read_class_list, row_targets, variant_index
 from novic.dictionary import META_THRESHOLD, nouns_fingerprint, read_nouns
-from novic.forms import canonical
 from novic.io import read_metadata, sha256_json, write_json, write_parquet
 from novic.llm import (
     CACHE_BUCKETS,
@@ -156,16 +155,18 @@ def select_nouns(
     class_lists: Sequence[str | Path] = (),
 ) -> list[Noun]:
     """This shard's nouns: id % shards == shard, among the `max_nouns` most frequent (0 = all)
-    and, with max_nouns, those with a variant that names a class of `class_lists`."""
+    and, with max_nouns, those the classes of `class_lists` name (novic.classlists.row_targets,
+    as for the lists' frequency floors)."""
     if max_nouns:
         keep = {n.id for n in sorted(nouns, key=lambda n: (-n.frequency, n.id))[:max_nouns]}
+        index = variant_index((n.target, n.singulars + n.plurals) for n in nouns)
         named = {
-            canonical(name)
+            t
             for path in class_lists
             for row in read_class_list(path)
-            for name in class_nouns(row)
+            for t in row_targets(row, index)
         }
-        keep |= {n.id for n in nouns if named & {canonical(v) for v in n.singulars + n.plurals}}
+        keep |= {n.id for n in nouns if n.target in named}
         nouns = [n for n in nouns if n.id in keep]
     return [n for n in nouns if n.id % shards == shard]
 
